@@ -1,0 +1,147 @@
+"""Ask the LLM for a plan, validate it, and send it back with the errors until it is right."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import PlanError, PlanningFailed
+from ..llm.client import ChatClient
+from ..prompts import render
+from ..tools import Registry, ToolSpec
+from ..tools._spec import is_media_kind
+from .events import Event, PlanRejected
+from .parse import parse_plan_text
+from .plan import Plan
+from .validate import LiteralCheck, validate_plan
+
+
+class Planner:
+    """Turns a request into a validated :class:`Plan` through the LLM.
+
+    Args:
+        client: the LLM.
+        registry: the tools.
+        max_attempts: how many replies to try (the first plus repairs).
+        include_spec_only: offer spec-only tools too (dry runs and evaluation).
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        registry: Registry,
+        *,
+        max_attempts: int = 3,
+        include_spec_only: bool = False,
+    ):
+        self.client = client
+        self.registry = registry
+        self.max_attempts = max_attempts
+        self.include_spec_only = include_spec_only
+
+    def catalog(self) -> list[ToolSpec]:
+        """The tools the LLM is shown: available ones (and spec-only ones for dry runs)."""
+        return self.registry.plannable(include_spec_only=self.include_spec_only)
+
+    def messages(
+        self,
+        request: str,
+        *,
+        attachments: list[dict[str, Any]] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        feedback: str | None = None,
+    ) -> list[dict[str, str]]:
+        """The chat messages of a first planning attempt (also what prompt snapshots test)."""
+        return [
+            {"role": "system", "content": render("plan_system", tools=self.catalog())},
+            {
+                "role": "user",
+                "content": render(
+                    "plan_user",
+                    request=request,
+                    attachments=attachments or [],
+                    history=history or [],
+                    feedback=feedback,
+                ),
+            },
+        ]
+
+    async def aplan(
+        self,
+        request: str,
+        *,
+        request_id: str,
+        attachments: list[dict[str, Any]] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        feedback: str | None = None,
+        check_media_literal: LiteralCheck | None = None,
+        emit: Callable[[Event], None] | None = None,
+    ) -> Plan:
+        """Plan ``request``; repair rejected plans up to ``max_attempts`` replies in all.
+
+        Raises:
+            PlanningFailed: no valid plan within the budget; the message has the last reason.
+            LLMError: the endpoint failed.
+        """
+        tools = self.catalog()
+        allowed = {t.name for t in tools}
+        schema = plan_schema(tools)
+        messages = self.messages(request, attachments=attachments, history=history, feedback=feedback)
+        last_error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            reply = await self.client.acomplete(messages, schema=schema)
+            try:
+                raw = parse_plan_text(reply)
+                return validate_plan(raw, self.registry, check_media_literal, allowed)
+            except PlanError as exc:
+                last_error = str(exc)
+                if emit is not None:
+                    emit(PlanRejected(request_id, reason=last_error, attempt=attempt))
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": reply},
+                    {"role": "user", "content": render("plan_repair", error=last_error)},
+                ]
+        raise PlanningFailed(f"no valid plan after {self.max_attempts} attempts; last problem: {last_error}")
+
+
+def plan_schema(tools: list[ToolSpec]) -> dict[str, Any]:
+    """A JSON schema of a plan over ``tools``: tool names are an enum, args follow each tool."""
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "tool": {"const": t.name},
+                "args": _args_schema(t),
+            },
+            "required": ["id", "tool", "args"],
+        }
+        for t in tools
+    ]
+    item: dict[str, Any] = {"anyOf": variants} if variants else {"type": "object"}
+    return {
+        "type": "object",
+        "properties": {"tasks": {"type": "array", "items": item}},
+        "required": ["tasks"],
+    }
+
+
+def _args_schema(spec: ToolSpec) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for p in spec.params:
+        if is_media_kind(p.kind) and p.kind.startswith("list["):
+            properties[p.name] = {"type": "array", "items": {"type": "string"}}
+        elif is_media_kind(p.kind) or p.kind in ("text", "url") or p.annotation is None:
+            properties[p.name] = {"type": "string"}
+        elif p.kind in ("integer", "number", "boolean"):
+            properties[p.name] = {"type": p.kind}
+        else:
+            # Enums and structured values: the validator checks them precisely.
+            schema = {k: v for k, v in p.json_schema.items() if k in ("type", "enum", "items")}
+            properties[p.name] = schema or {}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [p.name for p in spec.params if p.required],
+    }

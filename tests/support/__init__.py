@@ -1,0 +1,1 @@
+"""Test-only helpers: the scripted OpenAI-compatible server that stands in for the LLM."""
