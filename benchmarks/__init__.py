@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print a table (``python -m benchmarks.NAME``), never tests."""

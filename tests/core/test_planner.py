@@ -1,0 +1,94 @@
+"""The planner over the real openai client: schema-constrained output, repair loop, endpoint errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from llm_script import RoleScript
+from plan_tools import registry
+
+from patchbay.errors import LLMError, PlanningFailed
+from patchbay.llm.client import ChatClient
+from patchbay.orchestrator import Planner
+from patchbay.orchestrator.events import PlanRejected
+
+
+def planner_for(server, structured="auto", attempts=3) -> Planner:
+    client = ChatClient(server.base_url, "test", "scripted-model", structured=structured, max_retries=0)
+    return Planner(client, registry(), max_attempts=attempts)
+
+
+async def test_plan_request_uses_json_schema_with_tool_names_as_an_enum(scripted_llm):
+    scripted_llm.respond_with(RoleScript().plan({"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}))
+    plan = await planner_for(scripted_llm).aplan("shout hi", request_id="r")
+    assert plan.to_json() == {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}
+    sent = scripted_llm.requests[0]
+    assert sent["model"] == "scripted-model" and sent["temperature"] == 0
+    schema = sent["response_format"]["json_schema"]["schema"]
+    variants = schema["properties"]["tasks"]["items"]["anyOf"]
+    assert {v["properties"]["tool"]["const"] for v in variants} == {"caption", "speak", "shout", "nap", "async_nap", "explode"}
+    shout = next(v for v in variants if v["properties"]["tool"]["const"] == "shout")
+    assert shout["properties"]["args"]["properties"]["times"] == {"type": "integer"}
+    assert "- shout(text: text, times: integer = 1) -> text" in sent["messages"][0]["content"]
+
+
+async def test_llama_server_form_of_the_schema(scripted_llm):
+    scripted_llm.respond_with(RoleScript().plan({"tasks": []}))
+    await planner_for(scripted_llm, structured="llama").aplan("hello", request_id="r")
+    response_format = scripted_llm.requests[0]["response_format"]
+    assert response_format["type"] == "json_object" and "tasks" in response_format["schema"]["properties"]
+
+
+async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan(
+            {"tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]},
+            "Sorry, here: ```json\n{\"tasks\": [{\"id\": 1, \"tool\": \"shout\", \"args\": {\"text\": \"hi\"}}]}\n```",
+        )
+    )
+    events = []
+    plan = await planner_for(scripted_llm).aplan("shout hi", request_id="r", emit=events.append)
+    assert [t.tool for t in plan.tasks] == ["shout"]
+    repair = scripted_llm.requests[1]["messages"]
+    assert repair[-2]["role"] == "assistant" and "shouts" in repair[-2]["content"]
+    assert "unknown tool 'shouts'; did you mean shout?" in repair[-1]["content"]
+    assert [type(e) for e in events] == [PlanRejected]
+
+
+async def test_the_repair_budget_is_bounded(scripted_llm):
+    scripted_llm.respond_with(RoleScript().plan("no plan", "still none", "nothing"))
+    with pytest.raises(PlanningFailed, match="no valid plan after 3 attempts; last problem: no JSON"):
+        await planner_for(scripted_llm).aplan("shout hi", request_id="r")
+    assert len(scripted_llm.requests) == 3
+
+
+async def test_servers_without_json_schema_get_plain_prompting():
+    from support.scripted_openai import ScriptedLLM
+
+    with ScriptedLLM(reject_json_schema=True) as server:
+        server.respond_with(RoleScript().plan({"tasks": [{"id": 1, "tool": "shout", "args": {"text": "a"}}]}))
+        planner = planner_for(server)
+        plan = await planner.aplan("shout a", request_id="r")
+        assert [t.tool for t in plan.tasks] == ["shout"]
+        assert server.requests[0]["response_format"]["type"] == "json_schema"
+        assert "response_format" not in server.requests[1]
+        assert planner.client.structured == "none"
+
+
+async def test_an_unreachable_endpoint_is_one_clear_error():
+    client = ChatClient("http://127.0.0.1:9/v1", "test", "m", max_retries=0, timeout_s=5)
+    with pytest.raises(LLMError, match=r"cannot reach the LLM at http://127.0.0.1:9/v1"):
+        await Planner(client, registry()).aplan("hi", request_id="r")
+
+
+async def test_an_endpoint_error_is_reported_with_its_status(scripted_llm):
+    scripted_llm.reply_error(503, "overloaded")
+    with pytest.raises(LLMError, match="answered HTTP 503"):
+        await planner_for(scripted_llm).aplan("hi", request_id="r")
+
+
+def test_the_empty_catalog_still_makes_a_schema():
+    from patchbay.orchestrator import plan_schema
+
+    assert json.dumps(plan_schema([]))
