@@ -5,7 +5,9 @@ of several shapes are built from tools that only sleep, a sync one (a worker
 thread, like a blocking model call) and an async one (on the event loop). For
 each plan the floor is its critical path: the largest sum of sleeps along any
 chain of dependencies. Each plan runs once to warm up, then ``--repeats`` times;
-the median makespan is reported.
+the median makespan is reported. "bare asyncio" runs the same graph with
+nothing but ``asyncio`` and a 64-thread pool: what the event loop, the threads
+and this machine cost before the executor adds anything.
 
 Definitions used in the table:
 
@@ -36,9 +38,11 @@ import os
 import platform
 import random
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +156,7 @@ def random_dag(n: int, seed: int, tool_name: str, seconds: float) -> Shape:
 
 
 def shapes(seconds: float) -> list[Shape]:
+    """The benchmark's plans: sleepers of ``seconds`` first, then no-op tasks."""
     sleepers = [
         fan_out(32, "sleep_thread", seconds),
         chain(16, "sleep_thread", seconds),
@@ -162,10 +167,13 @@ def shapes(seconds: float) -> list[Shape]:
         diamonds(8, 3, "sleep_async", seconds),
     ]
     no_ops = [
-        build(n, "sleep_thread", 0.0)
-        for build in (chain, fan_out)
-        for n in (64, 200)
-    ] + [build(200, "sleep_async", 0.0) for build in (chain, fan_out)]
+        chain(64, "sleep_thread", 0.0),
+        chain(200, "sleep_thread", 0.0),
+        fan_out(64, "sleep_thread", 0.0),
+        fan_out(200, "sleep_thread", 0.0),
+        chain(200, "sleep_async", 0.0),
+        fan_out(200, "sleep_async", 0.0),
+    ]
     for shape in no_ops:
         shape.name = f"no-op {shape.name}"
     return sleepers + no_ops
@@ -175,30 +183,28 @@ def shapes(seconds: float) -> list[Shape]:
 class Row:
     shape: Shape
     makespans: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.makespans)
+    bare: list[float]
 
     def cells(self) -> list[str]:
         floor, steps = self.shape.critical_path()
         tasks = len(self.shape.sleeps)
-        excess_ms = (self.median - floor) * 1000
+        median = statistics.median(self.makespans)
+        excess_ms = (median - floor) * 1000
         per_step, per_task = excess_ms / steps, excess_ms / tasks
-        kind = "thread" if self.shape.tool == "sleep_thread" else "async"
         if self.shape.no_op:
             ratio = "-"
             ok = per_task < GOAL_OVERHEAD_MS
         else:
-            ratio = f"{self.median / floor * 100:.1f}"
-            ok = self.median <= floor * GOAL_RATIO and per_step < GOAL_OVERHEAD_MS
+            ratio = f"{median / floor * 100:.1f}"
+            ok = median <= floor * GOAL_RATIO and per_step < GOAL_OVERHEAD_MS
         return [
             self.shape.name,
-            kind,
+            "thread" if self.shape.tool == "sleep_thread" else "async",
             str(tasks),
             str(steps),
             f"{floor:.3f}",
-            f"{self.median:.4f}",
+            f"{statistics.median(self.bare):.4f}",
+            f"{median:.4f}",
             ratio,
             f"{per_step:.2f}",
             f"{per_task:.3f}",
@@ -212,6 +218,7 @@ HEADER = [
     "tasks",
     "CP tasks",
     "critical path (s)",
+    "bare asyncio (s)",
     "median makespan (s)",
     "makespan / CP (%)",
     "overhead / step (ms)",
@@ -220,33 +227,59 @@ HEADER = [
 ]
 
 
-async def measure(executor: Executor, plan: Plan, repeats: int) -> list[float]:
-    """Makespans of ``repeats`` runs after one warm-up run; raises if any task fails."""
+async def timed(run: Callable[[int], Awaitable[Any]], repeats: int) -> list[float]:
+    """Wall times of ``repeats`` calls of ``run(attempt)`` after one warm-up call."""
     makespans = []
     for attempt in range(repeats + 1):
-        events: list[Any] = []
         start = time.perf_counter()
-        results = await executor.run(plan, request_id=f"bench-{attempt}", emit=events.append)
-        elapsed = time.perf_counter() - start
-        failed = [r for r in results.values() if r.status != "succeeded"]
-        if failed:
-            raise RuntimeError(f"task {failed[0].task_id} {failed[0].status}: {failed[0].error}")
+        await run(attempt)
         if attempt:
-            makespans.append(elapsed)
+            makespans.append(time.perf_counter() - start)
     return makespans
 
 
+async def run_plan(executor: Executor, plan: Plan, attempt: int) -> None:
+    """One executor run, events collected as a caller would; raises if a task did not succeed."""
+    events: list[Any] = []
+    results = await executor.run(plan, request_id=f"bench-{attempt}", emit=events.append)
+    failed = [r for r in results.values() if r.status != "succeeded"]
+    if failed:
+        raise RuntimeError(f"task {failed[0].task_id} {failed[0].status}: {failed[0].error}")
+
+
+async def run_bare(shape: Shape, pool: ThreadPoolExecutor) -> None:
+    """The same graph with plain asyncio and a thread pool: the floor any executor here pays."""
+    loop = asyncio.get_running_loop()
+    started: dict[int, asyncio.Future[None]] = {}
+
+    async def one(tid: int) -> None:
+        await asyncio.gather(*(started[d] for d in shape.deps.get(tid, [])))
+        seconds = shape.sleeps[tid]
+        if shape.tool == "sleep_thread":
+            await loop.run_in_executor(pool, sleep_thread.implementation, seconds)
+        elif seconds:
+            await asyncio.sleep(seconds)
+
+    for tid in shape.sleeps:  # dependency order: every dependency already has its future
+        started[tid] = asyncio.ensure_future(one(tid))
+    await asyncio.gather(*started.values())
+
+
 async def run_all(repeats: int, seconds: float, progress: Callable[[str], None]) -> list[Row]:
+    """Every shape, first with bare asyncio, then through the executor (one backend, as a server has)."""
     registry = Registry()
     registry.add(sleep_thread, sleep_async)
     rows = []
-    with tempfile.TemporaryDirectory() as workspace:
+    with tempfile.TemporaryDirectory() as workspace, ThreadPoolExecutor(64) as pool:
         backend = InProcessBackend(ArtifactStore(workspace))
         executor = Executor(registry, backend)
         try:
             for shape in shapes(seconds):
                 progress(f"{shape.name} ({shape.tool})")
-                rows.append(Row(shape, await measure(executor, shape.plan(registry), repeats)))
+                plan = shape.plan(registry)
+                bare = await timed(lambda _: run_bare(shape, pool), repeats)
+                makespans = await timed(lambda attempt: run_plan(executor, plan, attempt), repeats)
+                rows.append(Row(shape, makespans, bare))
         finally:
             await backend.close()
     return rows
@@ -269,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--repeats must be at least 1 and --sleep positive")
 
     started = time.perf_counter()
-    rows = asyncio.run(run_all(args.repeats, args.sleep, lambda name: print(f"  running {name} ...", flush=True)))
+    rows = asyncio.run(run_all(args.repeats, args.sleep, lambda name: print(f"running {name}", file=sys.stderr)))
     print(
         f"\nPython {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
         f"--repeats {args.repeats} --sleep {args.sleep}; "

@@ -35,7 +35,8 @@ def format_event(event: Event) -> str | None:
     if isinstance(event, PlanReady):
         return format_plan(event.plan)
     if isinstance(event, PlanRejected):
-        return f"plan rejected (attempt {event.attempt}), asking again: {event.reason.splitlines()[0]}"
+        reasons = [line.lstrip("- ") for line in event.reason.splitlines() if not line.endswith(":")][:3]
+        return f"plan {event.attempt} rejected: {'; '.join(reasons)}"
     if isinstance(event, TaskStarted):
         retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         return f"  [{event.task_id}] {event.tool} started{retry}"

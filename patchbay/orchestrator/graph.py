@@ -144,7 +144,7 @@ async def compose_node(state: ConversationState, runtime: Runtime[RunContext]) -
         "request_id": state["request_id"],
         "request": state["request"],
         "answer": answer.text,
-        "artifacts": list(state.get("attachments", [])) + made,
+        "artifacts": [{**a, "tool": None} for a in state.get("attachments", [])] + made,
     }
     return {
         "answer": {"text": answer.text, "artifacts": answer.artifacts, "composer_error": answer.composer_error},

@@ -24,7 +24,9 @@ def last_user(request: dict[str, Any]) -> str:
 
 
 def handles_in_prompt(request: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(HANDLE.findall(" ".join(m["content"] for m in request["messages"]))))
+    """Handles the user messages mention (the system prompt's format example is not one)."""
+    text = " ".join(m["content"] for m in request["messages"] if m["role"] == "user")
+    return list(dict.fromkeys(HANDLE.findall(text)))
 
 
 class RoleScript:
