@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,14 @@ class Param:
     default: Any = None
     json_schema: dict[str, Any] = field(default_factory=dict)
     annotation: Any = None  # the Python type; None for spec-only tools
+
+    @property
+    def display_type(self) -> str:
+        """The type as the planner reads it: the allowed values for enums, else the kind."""
+        choices = self.json_schema.get("enum")
+        if choices is None:
+            choices = next((s.get("enum") for s in self.json_schema.get("anyOf", []) if "enum" in s), None)
+        return "|".join(json.dumps(c) for c in choices) if choices else self.kind
 
 
 @dataclass
