@@ -121,10 +121,12 @@ class Shape:
 
 
 def fan_out(n: int, tool_name: str, seconds: float) -> Shape:
+    """``n`` independent tasks."""
     return Shape(f"fan-out {n}", tool_name, {i: seconds for i in range(1, n + 1)})
 
 
 def chain(n: int, tool_name: str, seconds: float) -> Shape:
+    """``n`` tasks, each waiting for the one before."""
     deps = {i: [i - 1] for i in range(2, n + 1)}
     return Shape(f"chain {n}", tool_name, {i: seconds for i in range(1, n + 1)}, deps)
 
@@ -181,6 +183,8 @@ def shapes(seconds: float) -> list[Shape]:
 
 @dataclass
 class Row:
+    """One shape's timings and the table cells derived from them."""
+
     shape: Shape
     makespans: list[float]
     bare: list[float]
@@ -301,10 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeats < 1 or args.sleep <= 0:
         parser.error("--repeats must be at least 1 and --sleep positive")
 
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     rows = asyncio.run(run_all(args.repeats, args.sleep, lambda name: print(f"running {name}", file=sys.stderr)))
     print(
-        f"\nPython {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+        f"\nPython {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
+        f"(load average {load:.1f} at start); "
         f"--repeats {args.repeats} --sleep {args.sleep}; "
         f"goal: makespan <= {GOAL_RATIO * 100 - 100:.0f}% over the critical path and < {GOAL_OVERHEAD_MS:g} ms "
         "overhead per step (no-op rows: per task)\n"

@@ -18,6 +18,7 @@ from typing import Any
 from ..artifacts import ArtifactStore
 from ..tools import ToolSpec
 from ..tools._invoke import TaskOutput, ToolCall, invoke, prepare, store_output
+from ..tools._spec import is_media_kind
 
 
 class ExecutionBackend(abc.ABC):
@@ -77,12 +78,15 @@ class InProcessBackend(ExecutionBackend):
         impl = spec.implementation.run if spec.is_class else spec.implementation
         if not inspect.iscoroutinefunction(impl):
             return await loop.run_in_executor(self._pool, self._run_sync, spec, call)
-        instance = await loop.run_in_executor(self._pool, self.instance, spec)
-        target, kwargs = await loop.run_in_executor(
-            self._pool, prepare, spec, call, self.store, instance, self.generate
-        )
+        # Async tools: one hop to bind (files are read there), then the call on the loop.
+        target, kwargs = await loop.run_in_executor(self._pool, self._prepare, spec, call)
         result = await target(**kwargs)
-        return await loop.run_in_executor(self._pool, store_output, spec, result, call, self.store)
+        if is_media_kind(spec.output_kind):
+            return await loop.run_in_executor(self._pool, store_output, spec, result, call, self.store)
+        return store_output(spec, result, call, self.store)
+
+    def _prepare(self, spec: ToolSpec, call: ToolCall) -> tuple[Any, dict[str, Any]]:
+        return prepare(spec, call, self.store, self.instance(spec), self.generate)
 
     def _run_sync(self, spec: ToolSpec, call: ToolCall) -> TaskOutput:
         return invoke(spec, call, self.store, self.instance(spec), self.generate)

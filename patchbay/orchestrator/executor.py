@@ -83,6 +83,7 @@ class Executor:
         """Run every task of ``plan``; returns each task's result by id (never raises for a task)."""
         emit = emit or (lambda event: None)
         attachments = attachments or {}
+        by_id = {t.id: t for t in plan.tasks}
         dependents: dict[int, list[int]] = {t.id: [] for t in plan.tasks}
         waiting: dict[int, set[int]] = {}
         for t in plan.tasks:
@@ -92,29 +93,26 @@ class Executor:
         results: dict[int, TaskResult] = {}
         outputs: dict[int, TaskOutput] = {}
         running: dict[asyncio.Future[TaskResult], int] = {}
-        launched: set[int] = set()
 
-        def launch_ready() -> None:
-            for t in plan.tasks:
-                if t.id not in launched and t.id not in results and not waiting[t.id]:
-                    launched.add(t.id)
-                    args = _resolve_args(t.args, outputs)
-                    call = ToolCall(t.tool, args, request_id, t.id, attachments)
-                    running[asyncio.ensure_future(self._run_task(t, call, emit))] = t.id
+        def launch(task: Task) -> None:
+            call = ToolCall(task.tool, _resolve_args(task.args, outputs), request_id, task.id, attachments)
+            running[asyncio.ensure_future(self._run_task(task, call, emit))] = task.id
 
         def skip_descendants(failed: TaskResult) -> None:
+            cause = f"task {failed.task_id} ({failed.tool}) {failed.status}: {failed.error}"
             frontier = list(dependents[failed.task_id])
             while frontier:
-                tid = frontier.pop(0)
+                tid = frontier.pop()
                 if tid in results:
                     continue
-                task = plan.task(tid)
-                cause = f"task {failed.task_id} ({failed.tool}) {failed.status}: {failed.error}"
+                task = by_id[tid]
                 results[tid] = TaskResult(tid, task.tool, "skipped", task.args, error=cause)
                 emit(TaskSkipped(request_id, task_id=tid, tool=task.tool, cause=cause))
                 frontier.extend(dependents[tid])
 
-        launch_ready()
+        for t in plan.tasks:
+            if not waiting[t.id]:
+                launch(t)
         try:
             while running:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -122,13 +120,14 @@ class Executor:
                     tid = running.pop(future)
                     result = future.result()
                     results[tid] = result
-                    if result.status == "succeeded" and result.output is not None:
-                        outputs[tid] = TaskOutput.from_dict(result.output)
-                        for child in dependents[tid]:
-                            waiting[child].discard(tid)
-                    else:
+                    if result.status != "succeeded" or result.output is None:
                         skip_descendants(result)
-                launch_ready()
+                        continue
+                    outputs[tid] = TaskOutput.from_dict(result.output)
+                    for child in dependents[tid]:
+                        waiting[child].discard(tid)
+                        if not waiting[child] and child not in results:
+                            launch(by_id[child])
         finally:
             for future in running:
                 future.cancel()
@@ -147,7 +146,8 @@ class Executor:
             emit(TaskStarted(call.request_id, task_id=task.id, tool=task.tool, args=call.args, attempt=attempt))
             transient = False
             try:
-                output = await asyncio.wait_for(self.backend.run(spec, call), timeout)
+                async with asyncio.timeout(timeout):
+                    output = await self.backend.run(spec, call)
             except TimeoutError:
                 error, transient = str(TaskTimeout(f"timed out after {timeout:g} s")), True
             except TransientToolError as exc:

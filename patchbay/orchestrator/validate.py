@@ -6,11 +6,11 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..errors import PlanValidationError
 from ..tools import Registry, ToolSpec, kinds_compatible
-from ..tools._spec import is_media_kind
+from ..tools._spec import is_media_kind, type_adapter
 from .plan import Plan, Task, references_in, whole_reference
 
 MAX_TASKS = 64
@@ -180,7 +180,7 @@ def _check_literal(
     if embedded or param.annotation is None:
         return value
     try:
-        return TypeAdapter(param.annotation).validate_python(value)
+        return type_adapter(param.annotation).validate_python(value)
     except ValidationError as exc:
         reason = "; ".join(e["msg"] for e in exc.errors())
         problems.append(f"{where} = {value!r:.60} is not a valid {param.kind}: {reason}")

@@ -10,12 +10,12 @@ import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..artifacts import ArtifactStore, Provenance
 from ..errors import InputError, ToolError
 from ..media import MEDIA_TYPES, Media
-from ._spec import ToolContext, ToolSpec, is_media_kind
+from ._spec import ToolContext, ToolSpec, is_media_kind, type_adapter
 
 
 @dataclass
@@ -70,7 +70,7 @@ def bind_arguments(spec: ToolSpec, call: ToolCall, store: ArtifactStore) -> dict
                 kwargs[name] = _media(spec, name, param.kind, value, call, store)
         elif param.annotation is not None:
             try:
-                kwargs[name] = TypeAdapter(param.annotation).validate_python(value)
+                kwargs[name] = type_adapter(param.annotation).validate_python(value)
             except ValidationError as exc:
                 reason = "; ".join(e["msg"] for e in exc.errors())
                 raise InputError(f"argument {name!r} = {value!r:.60}: {reason}") from exc
@@ -108,7 +108,7 @@ def store_output(spec: ToolSpec, result: Any, call: ToolCall, store: ArtifactSto
     if spec.output_annotation is None:
         return TaskOutput(kind, result)
     try:
-        value = TypeAdapter(spec.output_annotation).dump_python(result, mode="json")
+        value = type_adapter(spec.output_annotation).dump_python(result, mode="json")
     except (ValidationError, TypeError, ValueError) as exc:
         raise ToolError(f"{spec.name} returned a value that does not match its annotation: {exc}") from exc
     return TaskOutput(kind, str(value) if kind == "text" else value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,14 @@ if TYPE_CHECKING:
     from ..artifacts import ArtifactStore
 
 MEDIA_KINDS = ("image", "audio", "video", "file")
+
+
+@functools.cache
+def type_adapter(annotation: Any) -> Any:
+    """One pydantic TypeAdapter per annotation: building one costs ~50 us, so never per call."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(annotation)
 SCALAR_KINDS = ("text", "integer", "number", "boolean")
 
 
