@@ -160,6 +160,8 @@ def test_stop_ends_the_process_and_inherited_server_settings_are_ignored(
         pid = server.pid
         assert pid is not None and server.running
         assert [m.id for m in _client(server).models.list()] == ["smol"]
+        # Sleeping OpenMP waits: spinning threads starve when a tool holds a core.
+        assert b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert server.start() is server  # already running: a no-op
     assert not server.running
     assert _gone(pid)
