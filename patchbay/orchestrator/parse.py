@@ -19,6 +19,8 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _TOOL_KEYS = ("tool", "task", "name", "tool_name", "function")
 _ARG_KEYS = ("args", "arguments", "parameters", "params", "inputs")
 _LIST_KEYS = ("tasks", "plan", "steps", "task_nodes", "nodes", "calls")
+# Small models mix the two notations: <resource-3f2a9c1b4d5e6f70>, <art-3f2a...> for art-3f2a...
+_WRAPPED_HANDLE = re.compile(r"<\s*(?:resource-|art-)?([0-9a-f]{16})\s*>")
 
 
 def parse_plan_text(text: str) -> list[dict[str, Any]]:
@@ -177,4 +179,14 @@ def _as_task(item: Any, position: int) -> dict[str, Any]:
         args = {}
     if not isinstance(args, (dict, list)):
         args = [args]
-    return {"id": task_id, "tool": tool.strip(), "args": args}
+    return {"id": task_id, "tool": tool.strip(), "args": _unwrap_handles(args)}
+
+
+def _unwrap_handles(value: Any) -> Any:
+    if isinstance(value, str):
+        return _WRAPPED_HANDLE.sub(lambda m: f"art-{m.group(1)}", value)
+    if isinstance(value, list):
+        return [_unwrap_handles(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unwrap_handles(v) for k, v in value.items()}
+    return value
