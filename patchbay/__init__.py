@@ -20,7 +20,6 @@ from .errors import (
     WorkspaceError,
 )
 from .media import Audio, File, Image, Media, Text, Video
-from .orchestrator import Answer, Orchestrator, Plan, Task
 from .tools import (
     Availability,
     Registry,
@@ -61,3 +60,16 @@ __all__ = [
     "WorkspaceError",
     "tool",
 ]
+
+
+# The orchestrator pulls in langgraph and openai (~1 s); a plugin that only
+# defines tools should not pay for that, so these load on first use.
+_LAZY = {"Answer", "Orchestrator", "Plan", "Task"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import orchestrator
+
+        return getattr(orchestrator, name)
+    raise AttributeError(f"module 'patchbay' has no attribute {name!r}")

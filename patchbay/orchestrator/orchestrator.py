@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from .executor import Executor, TaskResult
 from .graph import RunContext, build_graph, new_turn
 from .plan import Plan
 from .planner import Planner
+
+log = logging.getLogger("patchbay.events")
 
 
 @dataclass
@@ -187,6 +190,7 @@ class Orchestrator:
             async for event in self._graph.astream(
                 new_turn(request_id, request, attached), config, context=context, stream_mode="custom"
             ):
+                log.info("%s", event.to_dict())
                 yield event
         except Exception as exc:
             yield RequestFailed(request_id, error=str(exc))

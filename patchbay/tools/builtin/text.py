@@ -7,6 +7,7 @@ patchbay already talks to. Without one configured they fail with a ToolError.
 from __future__ import annotations
 
 from ...errors import InputError, ToolError
+from ...prompts import render
 from .._registry import tool
 from .._spec import Resources, ToolContext
 
@@ -14,15 +15,6 @@ from .._spec import Resources, ToolContext
 _WAITING = Resources(cpus=0.1, memory_mb=32)
 _TIMEOUT_S = 300.0
 
-_SUMMARIZE = (
-    "Summarize the text between the <text> tags{limit}. "
-    "Output only the summary, with no title, preamble or notes.\n\n<text>\n{text}\n</text>"
-)
-_TRANSLATE = (
-    "Translate the text between the <text> tags into {language}. "
-    "Output only the translation, with no preamble, notes or transliteration.\n\n"
-    "<text>\n{text}\n</text>"
-)
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u00ab": "\u00bb", "`": "`"}
 
 
@@ -42,8 +34,7 @@ def text_summarize(text: str, ctx: ToolContext, max_words: int | None = None) ->
         raise InputError("text_summarize got an empty text: there is nothing to summarize")
     if max_words is not None and max_words < 1:
         raise InputError(f"max_words must be at least 1, got {max_words}")
-    limit = f" in at most {max_words} words" if max_words is not None else ""
-    return _ask(ctx, "text_summarize", _SUMMARIZE.format(limit=limit, text=text.strip()))
+    return _ask(ctx, "text_summarize", render("text_summarize", max_words=max_words, text=text.strip()))
 
 
 @tool(resources=_WAITING, timeout_s=_TIMEOUT_S)
@@ -62,7 +53,7 @@ def text_translate(text: str, target_language: str, ctx: ToolContext) -> str:
     language = target_language.strip()
     if not language:
         raise InputError("text_translate needs a target_language, e.g. 'French'")
-    return _ask(ctx, "text_translate", _TRANSLATE.format(language=language, text=text.strip()))
+    return _ask(ctx, "text_translate", render("text_translate", language=language, text=text.strip()))
 
 
 TOOLS = [text_summarize, text_translate]
