@@ -24,6 +24,7 @@ class Planner:
         registry: the tools.
         max_attempts: how many replies to try (the first plus repairs).
         include_spec_only: offer spec-only tools too (dry runs and evaluation).
+        allowed_links: tool-to-tool links a plan may use (None: any type-correct link).
     """
 
     def __init__(
@@ -33,11 +34,13 @@ class Planner:
         *,
         max_attempts: int = 3,
         include_spec_only: bool = False,
+        allowed_links: set[tuple[str, str]] | None = None,
     ):
         self.client = client
         self.registry = registry
         self.max_attempts = max_attempts
         self.include_spec_only = include_spec_only
+        self.allowed_links = allowed_links
 
     def catalog(self) -> list[ToolSpec]:
         """The tools the LLM is shown: available ones (and spec-only ones for dry runs)."""
@@ -92,7 +95,7 @@ class Planner:
             reply = await self.client.acomplete(messages, schema=schema)
             try:
                 raw = parse_plan_text(reply)
-                return validate_plan(raw, self.registry, check_media_literal, allowed)
+                return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:
                 last_error = str(exc)
                 if emit is not None:

@@ -24,6 +24,7 @@ def validate_plan(
     registry: Registry,
     check_media_literal: LiteralCheck | None = None,
     allowed_tools: set[str] | None = None,
+    allowed_links: set[tuple[str, str]] | None = None,
 ) -> Plan:
     """Turn parsed tasks into a :class:`Plan`, or raise with every problem found.
 
@@ -35,6 +36,8 @@ def validate_plan(
             None such literals are accepted as they are (dry runs).
         allowed_tools: restrict the plan to these names (the catalog the planner
             was shown); None allows every registered tool.
+        allowed_links: (source tool, target tool) pairs a reference may connect
+            (TaskBench's ``graph_desc.json``); None allows every type-correct link.
 
     Raises:
         PlanValidationError: unknown tool or argument, missing argument, reference
@@ -89,6 +92,11 @@ def validate_plan(
                     problems.append(
                         f"task {task.id} ({task.tool}): argument {name!r} expects {param.kind} but "
                         f"<resource-{ref}> ({specs[ref].name}) produces {produced}"
+                    )
+                elif allowed_links is not None and (specs[ref].name, spec.name) not in allowed_links:
+                    problems.append(
+                        f"task {task.id} ({task.tool}): the output of {specs[ref].name} cannot feed "
+                        f"{spec.name}; that link is not allowed"
                     )
             elif ref is None:
                 task.args[name] = _check_literal(task, spec, name, value, specs, check_media_literal, problems)

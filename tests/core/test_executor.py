@@ -129,3 +129,34 @@ async def test_wrong_media_kind_at_the_boundary_is_an_input_error(store, tmp_pat
     results, _ = await run([{"id": 1, "tool": "caption", "args": {"image": wav.id}}], store)
     assert results[1].status == "failed"
     assert "expects image" in results[1].error and "audio/wav" in results[1].error
+
+
+async def test_a_class_tool_is_set_up_once_and_serves_every_call(store):
+    from patchbay import Tool
+
+    setups = []
+
+    class Counter(Tool):
+        """Counts calls on one loaded instance."""
+
+        name = "counter"
+
+        def setup(self) -> None:
+            setups.append(1)
+            self.calls = 0
+
+        def run(self, text: str) -> str:
+            """Count a call.
+
+            Args:
+                text: a label.
+            """
+            self.calls += 1
+            return f"{text}:{self.calls}"
+
+    reg = registry()
+    reg.add(Counter)
+    raw = [{"id": i, "tool": "counter", "args": {"text": f"t{i}"}} for i in range(1, 6)]
+    results, _ = await run(raw, store, reg)
+    assert len(setups) == 1
+    assert sorted(int(r.output["value"].split(":")[1]) for r in results.values()) == [1, 2, 3, 4, 5]
