@@ -21,6 +21,7 @@ from ..config import Settings
 from ..errors import PatchbayError
 from ..orchestrator import AnswerReady, Orchestrator
 from ..tools import Registry
+from . import evaluate
 from .progress import format_plan, print_event
 
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 1, 2, 3
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools = sub.add_parser("tools", help="list the tool catalog with provenance, resources and availability")
     tools.add_argument("--json", action="store_true")
+
+    evaluate.add_parser(sub)
     return parser
 
 
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tools":
             return _tools(args)
+        if args.command == "eval":
+            return asyncio.run(evaluate.run(args))
         settings = Settings.from_env(
             base_url=args.base_url,
             model=args.model,

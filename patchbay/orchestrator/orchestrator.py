@@ -7,7 +7,6 @@ stops the embedded model server when no endpoint is configured.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 from ..artifacts import Artifact, ArtifactStore, Provenance
 from ..config import Settings
 from ..llm.client import ChatClient
+from ..llm.connect import connect
 from ..tools import Registry
 from .backends import ExecutionBackend, InProcessBackend
 from .composer import Composer
@@ -77,7 +77,6 @@ class Orchestrator:
         self.store = ArtifactStore(self.settings.workspace)
         self._backend = backend
         self._dry_run = dry_run
-        self._server: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._graph: Any = None
         self.client: ChatClient | None = None
@@ -96,25 +95,7 @@ class Orchestrator:
 
     async def _open(self) -> None:
         settings = self.settings
-        base_url, model = settings.base_url, settings.model
-        structured = settings.structured_output
-        if settings.uses_embedded:
-            from ..llm import start_embedded  # the server is a child process; nothing heavy here
-
-            self._server = await asyncio.to_thread(
-                start_embedded, settings.embedded_model, n_threads=settings.llm_threads
-            )
-            base_url, model = self._server.base_url, self._server.model_alias
-            if structured == "auto":
-                structured = "llama"
-        self.client = ChatClient(
-            base_url,
-            settings.api_key,
-            model or "gpt-4o-mini",
-            structured=structured,
-            temperature=settings.temperature,
-            timeout_s=settings.llm_timeout_s,
-        )
+        self.client = await self._stack.enter_async_context(connect(settings))
         self.planner = Planner(
             self.client,
             self.registry,
@@ -138,9 +119,6 @@ class Orchestrator:
         await self._stack.aclose()
         if self._backend is not None:
             await self._backend.close()
-        if self._server is not None:
-            await asyncio.to_thread(self._server.stop)
-            self._server = None
 
     # -- requests ------------------------------------------------------------------
     def attach(self, paths: Sequence[Path | str]) -> list[dict[str, Any]]:
