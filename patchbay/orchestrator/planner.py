@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import PlanError, PlanningFailed
@@ -46,6 +49,18 @@ class Planner:
         """The tools the LLM is shown: available ones (and spec-only ones for dry runs)."""
         return self.registry.plannable(include_spec_only=self.include_spec_only)
 
+    def examples(self, limit: int = 4) -> list[dict[str, str]]:
+        """Worked examples whose tools are all in the catalog (static, so the prompt prefix caches)."""
+        names = {t.name for t in self.catalog()}
+        chosen = []
+        for example in _example_pool():
+            tools = {t["tool"] for t in example["plan"]["tasks"]}
+            if tools <= names:
+                chosen.append({"request": example["request"], "plan": json.dumps(example["plan"])})
+            if len(chosen) == limit:
+                break
+        return chosen
+
     def messages(
         self,
         request: str,
@@ -56,7 +71,7 @@ class Planner:
     ) -> list[dict[str, str]]:
         """The chat messages of a first planning attempt (also what prompt snapshots test)."""
         return [
-            {"role": "system", "content": render("plan_system", tools=self.catalog())},
+            {"role": "system", "content": render("plan_system", tools=self.catalog(), examples=self.examples())},
             {
                 "role": "user",
                 "content": render(
@@ -106,6 +121,11 @@ class Planner:
                     {"role": "user", "content": render("plan_repair", error=last_error)},
                 ]
         raise PlanningFailed(f"no valid plan after {self.max_attempts} attempts; last problem: {last_error}")
+
+
+@functools.cache
+def _example_pool() -> list[dict[str, Any]]:
+    return json.loads((Path(__file__).parents[1] / "prompts" / "examples.json").read_text())
 
 
 def plan_schema(tools: list[ToolSpec]) -> dict[str, Any]:

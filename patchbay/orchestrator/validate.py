@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
+from ..artifacts import HANDLE_PREFIX
 from ..errors import PlanValidationError
+from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec, kinds_compatible
 from ..tools._spec import is_media_kind, type_adapter
 from .plan import Plan, Task, references_in, whole_reference
 
 MAX_TASKS = 64
+_URL = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
 
 # Given a literal a media parameter received, an error message, or None if usable.
 LiteralCheck = Callable[[str, str], str | None]
@@ -180,10 +184,16 @@ def _check_literal(
                 continue
             if not isinstance(item, str):
                 problems.append(f"{where} expects {param.kind} (an artifact handle or <resource-N>), got {item!r:.60}")
-            elif check_media_literal is not None:
-                error = check_media_literal(param.kind, item)
+            else:
+                error = (check_media_literal or _file_name_check)(param.kind, item)
                 if error:
                     problems.append(f"{where}: {error}")
+        return value
+    if param.kind == "url" and not embedded and isinstance(value, str) and not _URL.match(value.strip()):
+        problems.append(
+            f"{where} expects a URL (http://... or https://...), got {value!r:.60}; a file the user "
+            "already has needs no downloading: pass it straight to the tool that uses it"
+        )
         return value
     if embedded or param.annotation is None:
         return value
@@ -193,6 +203,21 @@ def _check_literal(
         reason = "; ".join(e["msg"] for e in exc.errors())
         problems.append(f"{where} = {value!r:.60} is not a valid {param.kind}: {reason}")
         return value
+
+
+def _file_name_check(kind: str, value: str) -> str | None:
+    """Without a store to ask (dry runs): a file name's extension must fit the argument's kind."""
+    if value.startswith(HANDLE_PREFIX):
+        return None
+    if _URL.match(value.strip()):
+        return f"{value!r:.60} is a URL, not a {kind}; download it with a tool whose input is a url first"
+    mime = claimed_mime(value.strip())
+    if mime is None or kind == "file":
+        return None
+    actual = kind_of_mime(mime)
+    if actual != kind:
+        return f"{value!r:.60} is {actual}, but the argument expects {kind}"
+    return None
 
 
 def _find_cycle(tasks: list[Task]) -> list[int]:
