@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import PlanError, PlanningFailed
+from ..errors import PlanError, PlanningFailed, PlanValidationError
 from ..llm.client import ChatClient
 from ..prompts import render
 from ..tools import Registry, ToolSpec
@@ -28,6 +29,8 @@ class Planner:
         max_attempts: how many replies to try (the first plus repairs).
         include_spec_only: offer spec-only tools too (dry runs and evaluation).
         allowed_links: tool-to-tool links a plan may use (None: any type-correct link).
+        salvage: when every attempt is rejected, run the valid part of the last plan
+            (tasks with problems, and tasks that need them, are dropped) instead of nothing.
     """
 
     def __init__(
@@ -38,12 +41,14 @@ class Planner:
         max_attempts: int = 3,
         include_spec_only: bool = False,
         allowed_links: set[tuple[str, str]] | None = None,
+        salvage: bool = True,
     ):
         self.client = client
         self.registry = registry
         self.max_attempts = max_attempts
         self.include_spec_only = include_spec_only
         self.allowed_links = allowed_links
+        self.salvage = salvage
 
     def catalog(self) -> list[ToolSpec]:
         """The tools the LLM is shown: available ones (and spec-only ones for dry runs)."""
@@ -106,6 +111,7 @@ class Planner:
         schema = plan_schema(tools)
         messages = self.messages(request, attachments=attachments, history=history, feedback=feedback)
         last_error = ""
+        raw: list[dict[str, Any]] | None = None
         for attempt in range(1, self.max_attempts + 1):
             reply = await self.client.acomplete(messages, schema=schema)
             try:
@@ -120,7 +126,36 @@ class Planner:
                     {"role": "assistant", "content": reply},
                     {"role": "user", "content": render("plan_repair", error=last_error)},
                 ]
+        if self.salvage and raw:
+            plan, dropped = self._salvage(raw, check_media_literal, allowed)
+            if plan.tasks:
+                if emit is not None:
+                    emit(PlanRejected(request_id, reason="kept the valid part of the plan; " + dropped, attempt=self.max_attempts))
+                return plan
         raise PlanningFailed(f"no valid plan after {self.max_attempts} attempts; last problem: {last_error}")
+
+    def _salvage(
+        self, raw: list[dict[str, Any]], check: LiteralCheck | None, allowed: set[str]
+    ) -> tuple[Plan, str]:
+        """The largest valid part of a plan: drop tasks with problems until the rest validates."""
+        remaining = list(raw)
+        notes: list[str] = []
+        for _ in range(len(raw)):
+            try:
+                return validate_plan(remaining, self.registry, check, allowed, self.allowed_links), "; ".join(notes)
+            except PlanValidationError as exc:
+                bad = {int(m.group(1)) for p in exc.problems if (m := _TASK_ID.match(p))}
+                if not bad:
+                    break
+                notes.extend(exc.problems)
+                numbered = [{**t, "id": t["id"] if t["id"] is not None else i + 1} for i, t in enumerate(remaining)]
+                remaining = [t for t in numbered if t["id"] not in bad]
+            if not remaining:
+                break
+        return Plan(), "; ".join(notes)
+
+
+_TASK_ID = re.compile(r"^task (\d+)\b")
 
 
 @functools.cache

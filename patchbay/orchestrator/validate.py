@@ -14,7 +14,7 @@ from ..errors import PlanValidationError
 from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec, kinds_compatible
 from ..tools._spec import is_media_kind, type_adapter
-from .plan import Plan, Task, references_in, whole_reference
+from .plan import REFERENCE, Plan, Task, references_in, whole_reference
 
 MAX_TASKS = 64
 _URL = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
@@ -65,6 +65,7 @@ def validate_plan(
         ids.add(task_id)
         tasks.append(Task(task_id, raw["tool"], raw["args"]))
 
+    _shift_zero_based_references(tasks, ids)
     specs: dict[int, ToolSpec] = {}
     for task in tasks:
         spec = _lookup(task, registry, allowed_tools, problems)
@@ -115,6 +116,25 @@ def validate_plan(
     if problems:
         raise PlanValidationError(problems)
     return Plan(_in_dependency_order(tasks))
+
+
+def _shift_zero_based_references(tasks: list[Task], ids: set[int]) -> None:
+    """Tasks numbered from 1 but referenced from 0 (HuggingGPT's habit): shift every reference up."""
+    references = {r for t in tasks for r in references_in(t.args)}
+    if 0 in ids or 0 not in references or not ids or min(ids) != 1:
+        return
+    for task in tasks:
+        task.args = _shift(task.args)
+
+
+def _shift(value: Any) -> Any:
+    if isinstance(value, str):
+        return REFERENCE.sub(lambda m: f"<resource-{int(m.group(1) or m.group(2)) + 1}>", value)
+    if isinstance(value, list):
+        return [_shift(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shift(v) for k, v in value.items()}
+    return value
 
 
 def _lookup(

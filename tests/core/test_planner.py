@@ -92,3 +92,29 @@ def test_the_empty_catalog_still_makes_a_schema():
     from patchbay.orchestrator import plan_schema
 
     assert json.dumps(plan_schema([]))
+
+
+async def test_when_repairs_run_out_the_valid_part_of_the_plan_is_kept(scripted_llm):
+    bad = {
+        "tasks": [
+            {"id": 1, "tool": "shout", "args": {"text": "hi"}},
+            {"id": 2, "tool": "teleport", "args": {"text": "<resource-1>"}},
+            {"id": 3, "tool": "nap", "args": {"text": "<resource-2>"}},
+            {"id": 4, "tool": "speak", "args": {"text": "<resource-1>"}},
+        ]
+    }
+    scripted_llm.respond_with(RoleScript().plan(bad, bad, bad))
+    events = []
+    plan = await planner_for(scripted_llm).aplan("do it", request_id="r", emit=events.append)
+    assert [t.tool for t in plan.tasks] == ["shout", "speak"]  # teleport is unknown; nap needed it
+    assert "kept the valid part of the plan" in events[-1].reason and "teleport" in events[-1].reason
+
+
+async def test_zero_based_references_are_read_as_the_tasks_they_mean(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan(
+            {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "a"}}, {"id": 2, "tool": "speak", "args": {"text": "<GENERATED>-0"}}]}
+        )
+    )
+    plan = await planner_for(scripted_llm).aplan("shout then speak", request_id="r")
+    assert plan.task(2).args == {"text": "<resource-1>"}
