@@ -180,8 +180,11 @@ def plan_schema(tools: list[ToolSpec]) -> dict[str, Any]:
     item: dict[str, Any] = {"anyOf": variants} if variants else {"type": "object"}
     return {
         "type": "object",
-        "properties": {"tasks": {"type": "array", "items": item}},
-        "required": ["tasks"],
+        "properties": {
+            "steps": {"type": "array", "items": {"type": "string"}},
+            "tasks": {"type": "array", "items": item},
+        },
+        "required": ["steps", "tasks"],
     }
 
 
