@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..orchestrator.plan import REFERENCE, Plan
+from ..orchestrator.plan import REFERENCE, Plan, map_strings
 
 _NODE = re.compile(r"<node-(\d+)>")
 
@@ -48,30 +48,24 @@ def plan_to_nodes(plan: Plan) -> list[dict[str, Any]]:
     """TaskBench ``task_nodes`` of a plan, in plan order, references as ``<node-j>``."""
     index = {task.id: j for j, task in enumerate(plan.tasks)}
 
-    def convert(value: Any) -> Any:
-        if isinstance(value, str):
-            return REFERENCE.sub(lambda m: f"<node-{index[int(m.group(1) or m.group(2))]}>", value)
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
+    def convert(text: str) -> str:
+        return REFERENCE.sub(lambda m: f"<node-{index[int(m.group(1) or m.group(2))]}>", text)
 
-    return [{"task": t.tool, "arguments": [convert(v) for v in t.args.values()]} for t in plan.tasks]
+    return [{"task": t.tool, "arguments": map_strings(list(t.args.values()), convert)} for t in plan.tasks]
 
 
 def nodes_to_raw_tasks(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Raw patchbay tasks (for :func:`~patchbay.orchestrator.validate_plan`) from TaskBench nodes."""
 
-    def convert(value: Any) -> Any:
-        if isinstance(value, str):
-            return _NODE.sub(lambda m: f"<resource-{int(m.group(1)) + 1}>", value)
-        return value
+    def convert(text: str) -> str:
+        return _NODE.sub(lambda m: f"<resource-{int(m.group(1)) + 1}>", text)
 
     tasks = []
     for j, node in enumerate(nodes):
         arguments = node.get("arguments", [])
         if isinstance(arguments, dict):
             arguments = list(arguments.values())
-        tasks.append({"id": j + 1, "tool": node["task"], "args": [convert(a) for a in arguments]})
+        tasks.append({"id": j + 1, "tool": node["task"], "args": map_strings(list(arguments), convert)})
     return tasks
 
 
@@ -85,8 +79,6 @@ def links_of(plan: Plan) -> list[dict[str, str]]:
             if link not in seen:
                 seen.append(link)
     return seen
-
-
 
 
 __all__ = ["links_of", "load_records", "nodes_to_raw_tasks", "plan_to_nodes"]

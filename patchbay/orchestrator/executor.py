@@ -18,7 +18,7 @@ from ..tools import Registry
 from ..tools._invoke import TaskOutput, ToolCall
 from .backends import ExecutionBackend
 from .events import Event, TaskFailed, TaskFinished, TaskSkipped, TaskStarted
-from .plan import REFERENCE, Plan, Task, whole_reference
+from .plan import REFERENCE, Plan, Task, map_strings, whole_reference
 
 Emit = Callable[[Event], None]
 
@@ -182,13 +182,11 @@ class Executor:
 
 def _resolve_args(value: Any, outputs: dict[int, TaskOutput]) -> Any:
     """Replace references with the outputs they name: whole values as is, spliced ones as text."""
-    ref = whole_reference(value)
-    if ref is not None:
-        return outputs[ref].value
-    if isinstance(value, str):
-        return REFERENCE.sub(lambda m: str(outputs[int(m.group(1) or m.group(2))].value), value)
-    if isinstance(value, list):
-        return [_resolve_args(v, outputs) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolve_args(v, outputs) for k, v in value.items()}
-    return value
+
+    def resolve(text: str) -> Any:
+        ref = whole_reference(text)
+        if ref is not None:
+            return outputs[ref].value
+        return REFERENCE.sub(lambda m: str(outputs[int(m.group(1) or m.group(2))].value), text)
+
+    return map_strings(value, resolve)

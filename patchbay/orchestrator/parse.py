@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..errors import PlanParseError
+from .plan import map_strings
 
 MAX_PLAN_CHARS = 200_000
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
@@ -179,14 +180,5 @@ def _as_task(item: Any, position: int) -> dict[str, Any]:
         args = {}
     if not isinstance(args, (dict, list)):
         args = [args]
-    return {"id": task_id, "tool": tool.strip(), "args": _unwrap_handles(args)}
-
-
-def _unwrap_handles(value: Any) -> Any:
-    if isinstance(value, str):
-        return _WRAPPED_HANDLE.sub(lambda m: f"art-{m.group(1)}", value)
-    if isinstance(value, list):
-        return [_unwrap_handles(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _unwrap_handles(v) for k, v in value.items()}
-    return value
+    args = map_strings(args, lambda text: _WRAPPED_HANDLE.sub(lambda m: f"art-{m.group(1)}", text))
+    return {"id": task_id, "tool": tool.strip(), "args": args}

@@ -17,7 +17,7 @@ from the references, never from a separate list.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,17 @@ def whole_reference(value: Any) -> int | None:
     if match is None:
         return None
     return int(match.group(1) or match.group(2))
+
+
+def map_strings(value: Any, change: Callable[[str], Any]) -> Any:
+    """Apply ``change`` to every string inside an argument value (lists and dicts included)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [map_strings(v, change) for v in value]
+    if isinstance(value, dict):
+        return {k: map_strings(v, change) for k, v in value.items()}
+    return value
 
 
 def references_in(value: Any) -> Iterator[int]:

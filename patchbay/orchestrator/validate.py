@@ -14,7 +14,7 @@ from ..errors import PlanValidationError
 from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec, kinds_compatible
 from ..tools._spec import is_media_kind, type_adapter
-from .plan import REFERENCE, Plan, Task, references_in, whole_reference
+from .plan import REFERENCE, Plan, Task, map_strings, references_in, whole_reference
 
 MAX_TASKS = 64
 _URL = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
@@ -123,18 +123,11 @@ def _shift_zero_based_references(tasks: list[Task], ids: set[int]) -> None:
     references = {r for t in tasks for r in references_in(t.args)}
     if 0 in ids or 0 not in references or not ids or min(ids) != 1:
         return
+    def shift(text: str) -> str:
+        return REFERENCE.sub(lambda m: f"<resource-{int(m.group(1) or m.group(2)) + 1}>", text)
+
     for task in tasks:
-        task.args = _shift(task.args)
-
-
-def _shift(value: Any) -> Any:
-    if isinstance(value, str):
-        return REFERENCE.sub(lambda m: f"<resource-{int(m.group(1) or m.group(2)) + 1}>", value)
-    if isinstance(value, list):
-        return [_shift(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shift(v) for k, v in value.items()}
-    return value
+        task.args = map_strings(task.args, shift)
 
 
 def _lookup(
