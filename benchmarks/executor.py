@@ -281,8 +281,8 @@ async def run_all(repeats: int, seconds: float, progress: Callable[[str], None])
             for shape in shapes(seconds):
                 progress(f"{shape.name} ({shape.tool})")
                 plan = shape.plan(registry)
-                bare = await timed(lambda _: run_bare(shape, pool), repeats)
-                makespans = await timed(lambda attempt: run_plan(executor, plan, attempt), repeats)
+                bare = await timed(lambda _, shape=shape: run_bare(shape, pool), repeats)
+                makespans = await timed(lambda attempt, plan=plan: run_plan(executor, plan, attempt), repeats)
                 rows.append(Row(shape, makespans, bare))
         finally:
             await backend.close()
@@ -292,7 +292,7 @@ async def run_all(repeats: int, seconds: float, progress: Callable[[str], None])
 def markdown_table(rows: list[Row]) -> str:
     lines = [HEADER] + [row.cells() for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    text = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
+    text = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]
     text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(text)
 

@@ -82,9 +82,7 @@ class ArtifactStore:
         self._lock = threading.Lock()
 
     # -- writing -----------------------------------------------------------------
-    def put_bytes(
-        self, data: bytes, mime: str, provenance: Provenance, name: str | None = None
-    ) -> Artifact:
+    def put_bytes(self, data: bytes, mime: str, provenance: Provenance, name: str | None = None) -> Artifact:
         """Store ``data``; storing identical bytes again only adds provenance."""
         digest = hashlib.sha256(data).hexdigest()
         handle = HANDLE_PREFIX + digest[:_HANDLE_HEX]
@@ -123,9 +121,7 @@ class ArtifactStore:
         except OSError as exc:
             raise InputError(f"cannot read attachment {path}: {exc.strerror}") from exc
         mime = verified_mime(data, path.name)
-        return self.put_bytes(
-            data, mime, provenance or Provenance("attachment", filename=path.name), name=path.name
-        )
+        return self.put_bytes(data, mime, provenance or Provenance("attachment", filename=path.name), name=path.name)
 
     # -- reading -----------------------------------------------------------------
     def get(self, handle: str) -> Artifact:

@@ -57,9 +57,7 @@ class Settings:
         threads = env.get("PATCHBAY_LLM_THREADS")
         structured = env.get("PATCHBAY_STRUCTURED_OUTPUT", "auto")
         if structured not in _STRUCTURED:
-            raise ConfigError(
-                f"PATCHBAY_STRUCTURED_OUTPUT={structured!r}; use one of {', '.join(_STRUCTURED)}"
-            )
+            raise ConfigError(f"PATCHBAY_STRUCTURED_OUTPUT={structured!r}; use one of {', '.join(_STRUCTURED)}")
         if threads is not None and not threads.isdigit():
             raise ConfigError(f"PATCHBAY_LLM_THREADS={threads!r}; use a whole number of threads")
         settings = cls(

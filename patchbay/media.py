@@ -137,10 +137,7 @@ class Image(Media):
         try:
             with PILImageModule.open(io.BytesIO(self.read_bytes())) as img:
                 if img.width * img.height > max_pixels:
-                    raise InputError(
-                        f"{label} is {img.width}x{img.height}, above the limit of "
-                        f"{max_pixels} pixels"
-                    )
+                    raise InputError(f"{label} is {img.width}x{img.height}, above the limit of {max_pixels} pixels")
                 img.load()
                 return img.copy()
         except UnidentifiedImageError as exc:

@@ -83,7 +83,6 @@ def verified_mime(data: bytes, filename: str) -> str:
         return actual
     if claimed_kind in ("image", "audio", "video") and claimed_kind != actual_kind:
         raise InputError(
-            f"{filename} claims to be {claimed} but its content is {actual}; "
-            "attach the real file or rename it"
+            f"{filename} claims to be {claimed} but its content is {actual}; attach the real file or rename it"
         )
     return actual

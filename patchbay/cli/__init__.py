@@ -34,21 +34,32 @@ def build_parser() -> argparse.ArgumentParser:
     def endpoint_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else embedded)")
         p.add_argument("--model", help="model name (default: $PATCHBAY_MODEL)")
-        p.add_argument("--embedded-model", help="bundled model when no endpoint is set (qwen2.5-coder-1.5b, smollm2-135m)")
-        p.add_argument("--workspace", help="artifact store and conversations (default: $PATCHBAY_WORKSPACE or ./patchbay-workspace)")
+        p.add_argument(
+            "--embedded-model", help="bundled model when no endpoint is set (qwen2.5-coder-1.5b, smollm2-135m)"
+        )
+        p.add_argument(
+            "--workspace",
+            help="artifact store and conversations (default: $PATCHBAY_WORKSPACE or ./patchbay-workspace)",
+        )
 
     run = sub.add_parser("run", help="plan and run a request, print the answer, write the files")
     run.add_argument("request")
-    run.add_argument("--attach", "-a", action="append", default=[], metavar="FILE", help="a file for the request (repeatable)")
+    run.add_argument(
+        "--attach", "-a", action="append", default=[], metavar="FILE", help="a file for the request (repeatable)"
+    )
     run.add_argument("--thread", help="conversation id; reuse it for follow-up requests")
-    run.add_argument("--out", default="patchbay-out", help="where the answer's files are written (default: ./patchbay-out)")
+    run.add_argument(
+        "--out", default="patchbay-out", help="where the answer's files are written (default: ./patchbay-out)"
+    )
     run.add_argument("--json", action="store_true", help="print events and the answer as JSON lines")
     endpoint_options(run)
 
     plan = sub.add_parser("plan", help="print the validated plan for a request without running it")
     plan.add_argument("request")
     plan.add_argument("--attach", "-a", action="append", default=[], metavar="FILE")
-    plan.add_argument("--tools", metavar="JSON", help="plan over spec-only tools from a JSON file (e.g. TaskBench tool_desc.json)")
+    plan.add_argument(
+        "--tools", metavar="JSON", help="plan over spec-only tools from a JSON file (e.g. TaskBench tool_desc.json)"
+    )
     endpoint_options(plan)
 
     tools = sub.add_parser("tools", help="list the tool catalog with provenance, resources and availability")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import LLMError, PatchbayError
-from ..llm.client import ChatClient
 from ..orchestrator.planner import Planner
 from ..prompts import render
 from ..tools import Registry
@@ -166,4 +165,3 @@ __all__ = [
     "scores_by_type",
     "spec_registry",
 ]
-

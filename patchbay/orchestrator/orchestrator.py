@@ -224,5 +224,3 @@ class Orchestrator:
     def _require_open(self) -> None:
         if self._graph is None:
             raise RuntimeError("use the Orchestrator inside 'async with' (it starts the LLM and the database)")
-
-

@@ -140,9 +140,7 @@ def _as_task_list(value: Any) -> list[dict[str, Any]]:
                 return _as_task_list(value[key])
         if any(k in value for k in _TOOL_KEYS):
             return [_as_task(value, 0)]
-        raise PlanParseError(
-            'the JSON has no "tasks" list and is not a task; expected {"tasks": [...]}'
-        )
+        raise PlanParseError('the JSON has no "tasks" list and is not a task; expected {"tasks": [...]}')
     if isinstance(value, list):
         return [_as_task(item, i) for i, item in enumerate(value)]
     raise PlanParseError(f"expected a JSON object or list, got {type(value).__name__}")

@@ -130,13 +130,15 @@ class Planner:
             plan, dropped = self._salvage(raw, check_media_literal, allowed)
             if plan.tasks:
                 if emit is not None:
-                    emit(PlanRejected(request_id, reason="kept the valid part of the plan; " + dropped, attempt=self.max_attempts))
+                    emit(
+                        PlanRejected(
+                            request_id, reason="kept the valid part of the plan; " + dropped, attempt=self.max_attempts
+                        )
+                    )
                 return plan
         raise PlanningFailed(f"no valid plan after {self.max_attempts} attempts; last problem: {last_error}")
 
-    def _salvage(
-        self, raw: list[dict[str, Any]], check: LiteralCheck | None, allowed: set[str]
-    ) -> tuple[Plan, str]:
+    def _salvage(self, raw: list[dict[str, Any]], check: LiteralCheck | None, allowed: set[str]) -> tuple[Plan, str]:
         """The largest valid part of a plan: drop tasks with problems until the rest validates."""
         remaining = list(raw)
         notes: list[str] = []

@@ -123,6 +123,7 @@ def _shift_zero_based_references(tasks: list[Task], ids: set[int]) -> None:
     references = {r for t in tasks for r in references_in(t.args)}
     if 0 in ids or 0 not in references or not ids or min(ids) != 1:
         return
+
     def shift(text: str) -> str:
         return REFERENCE.sub(lambda m: f"<resource-{int(m.group(1) or m.group(2)) + 1}>", text)
 
@@ -130,9 +131,7 @@ def _shift_zero_based_references(tasks: list[Task], ids: set[int]) -> None:
         task.args = map_strings(task.args, shift)
 
 
-def _lookup(
-    task: Task, registry: Registry, allowed: set[str] | None, problems: list[str]
-) -> ToolSpec | None:
+def _lookup(task: Task, registry: Registry, allowed: set[str] | None, problems: list[str]) -> ToolSpec | None:
     known = sorted(allowed) if allowed is not None else registry.names()
     if task.tool in registry and (allowed is None or task.tool in allowed):
         return registry.get(task.tool)
@@ -148,7 +147,7 @@ def _named_args(task: Task, spec: ToolSpec, problems: list[str]) -> dict[str, An
     if isinstance(raw, list):
         if len(raw) > len(spec.params):
             problems.append(f"{where}: {len(raw)} arguments given, the tool takes {len(spec.params)}")
-        args = {p.name: v for p, v in zip(spec.params, raw)}
+        args = {p.name: v for p, v in zip(spec.params, raw, strict=False)}
     else:
         args = {str(k): v for k, v in raw.items()}
         for name in args:

@@ -70,8 +70,7 @@ class Registry:
                 raise ConfigError(f"plugin {ep.name!r} from {source} cannot be imported: {exc}") from exc
             if not callable(hook):
                 raise ConfigError(
-                    f"plugin {ep.name!r} from {source}: entry point {ep.value} must name a "
-                    "register(registry) function"
+                    f"plugin {ep.name!r} from {source}: entry point {ep.value} must name a register(registry) function"
                 )
             with self.loading_from(source):
                 hook(self)
@@ -146,11 +145,7 @@ class Registry:
 
     def plannable(self, include_spec_only: bool = False) -> list[ToolSpec]:
         """Tools the planner may use: available ones, plus spec-only ones for dry runs."""
-        return [
-            s
-            for s in self
-            if (include_spec_only and s.spec_only) or (not s.spec_only and s.availability().ok)
-        ]
+        return [s for s in self if (include_spec_only and s.spec_only) or (not s.spec_only and s.availability().ok)]
 
 
 def spec_from_json(entry: dict[str, Any], where: str = "spec") -> ToolSpec:

@@ -21,6 +21,8 @@ def type_adapter(annotation: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(annotation)
+
+
 SCALAR_KINDS = ("text", "integer", "number", "boolean")
 
 

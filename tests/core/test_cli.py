@@ -15,7 +15,9 @@ from PIL import Image as PILImage
 TASKBENCH_TOOLS = Path(__file__).resolve().parents[3] / "shared" / "taskbench" / "tool_desc.json"
 
 
-def patchbay(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def patchbay(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PATCHBAY_"))}
     full_env.update(env or {})
     return subprocess.run(

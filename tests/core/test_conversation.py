@@ -97,7 +97,11 @@ async def test_a_follow_up_uses_the_first_turns_artifact_even_after_a_restart(sc
 
     def follow_up(request):
         prompt = last_user(request)
-        assert "Earlier in this conversation" in prompt and speech in prompt and "by speak)  <- the latest result" in prompt
+        assert (
+            "Earlier in this conversation" in prompt
+            and speech in prompt
+            and "by speak)  <- the latest result" in prompt
+        )
         return {"tasks": [{"id": 1, "tool": "caption", "args": {"image": handles_in_prompt(request)[0]}}]}
 
     def follow_up_plan(request):

@@ -125,7 +125,9 @@ async def test_media_flows_between_tasks_by_handle(store, tmp_path):
 
 
 async def test_wrong_media_kind_at_the_boundary_is_an_input_error(store, tmp_path):
-    wav = store.put_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav", __import__("patchbay").Provenance("task", "r", 1, "x"))
+    wav = store.put_bytes(
+        b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav", __import__("patchbay").Provenance("task", "r", 1, "x")
+    )
     results, _ = await run([{"id": 1, "tool": "caption", "args": {"image": wav.id}}], store)
     assert results[1].status == "failed"
     assert "expects image" in results[1].error and "audio/wav" in results[1].error

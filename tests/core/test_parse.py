@@ -37,11 +37,15 @@ def test_positional_arguments_and_missing_ids_survive_parsing():
 
 
 def test_handles_written_in_reference_notation_are_read_as_handles():
-    raw = parse_plan_text('[{"id": 1, "tool": "caption", "args": {"image": "<resource-20116f51d36c48b3>"}},'
-                          ' {"id": 2, "tool": "caption", "args": ["<art-20116f51d36c48b3>"]}]')
+    raw = parse_plan_text(
+        '[{"id": 1, "tool": "caption", "args": {"image": "<resource-20116f51d36c48b3>"}},'
+        ' {"id": 2, "tool": "caption", "args": ["<art-20116f51d36c48b3>"]}]'
+    )
     assert raw[0]["args"] == {"image": "art-20116f51d36c48b3"}
     assert raw[1]["args"] == ["art-20116f51d36c48b3"]
-    assert parse_plan_text('[{"id": 2, "tool": "x", "args": {"a": "<resource-1>"}}]')[0]["args"] == {"a": "<resource-1>"}
+    assert parse_plan_text('[{"id": 2, "tool": "x", "args": {"a": "<resource-1>"}}]')[0]["args"] == {
+        "a": "<resource-1>"
+    }
 
 
 def test_empty_plan_is_a_direct_answer():

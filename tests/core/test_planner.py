@@ -27,7 +27,14 @@ async def test_plan_request_uses_json_schema_with_tool_names_as_an_enum(scripted
     assert sent["model"] == "scripted-model" and sent["temperature"] == 0
     schema = sent["response_format"]["json_schema"]["schema"]
     variants = schema["properties"]["tasks"]["items"]["anyOf"]
-    assert {v["properties"]["tool"]["const"] for v in variants} == {"caption", "speak", "shout", "nap", "async_nap", "explode"}
+    assert {v["properties"]["tool"]["const"] for v in variants} == {
+        "caption",
+        "speak",
+        "shout",
+        "nap",
+        "async_nap",
+        "explode",
+    }
     shout = next(v for v in variants if v["properties"]["tool"]["const"] == "shout")
     assert shout["properties"]["args"]["properties"]["times"] == {"type": "integer"}
     assert "- shout(text: text, times: integer = 1) -> text" in sent["messages"][0]["content"]
@@ -44,7 +51,7 @@ async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(
             {"tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]},
-            "Sorry, here: ```json\n{\"tasks\": [{\"id\": 1, \"tool\": \"shout\", \"args\": {\"text\": \"hi\"}}]}\n```",
+            'Sorry, here: ```json\n{"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}\n```',
         )
     )
     events = []
@@ -113,7 +120,12 @@ async def test_when_repairs_run_out_the_valid_part_of_the_plan_is_kept(scripted_
 async def test_zero_based_references_are_read_as_the_tasks_they_mean(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(
-            {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "a"}}, {"id": 2, "tool": "speak", "args": {"text": "<GENERATED>-0"}}]}
+            {
+                "tasks": [
+                    {"id": 1, "tool": "shout", "args": {"text": "a"}},
+                    {"id": 2, "tool": "speak", "args": {"text": "<GENERATED>-0"}},
+                ]
+            }
         )
     )
     plan = await planner_for(scripted_llm).aplan("shout then speak", request_id="r")

@@ -108,7 +108,10 @@ def test_class_tool_loads_once_and_declares_resources():
     assert spec.name == "transcriber"
     assert spec.is_class and spec.timeout_s == 30
     assert spec.resources.memory_mb == 1000
-    assert [(p.name, p.kind, p.required) for p in spec.params] == [("audio", "audio", True), ("language", "text", False)]
+    assert [(p.name, p.kind, p.required) for p in spec.params] == [
+        ("audio", "audio", True),
+        ("language", "text", False),
+    ]
 
 
 def test_a_class_without_run_is_rejected():

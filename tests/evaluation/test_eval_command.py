@@ -33,10 +33,26 @@ def run_eval(tmp_path, server, data, *extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PATCHBAY_"))}
     env.update(server.env)
     return subprocess.run(
-        [sys.executable, "-m", "patchbay", "eval", "taskbench", "--data", str(data),
-         "--tools", str(SHARED / "tool_desc.json"), "--graph", str(SHARED / "graph_desc.json"),
-         "--out", str(tmp_path / "out"), *extra],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "patchbay",
+            "eval",
+            "taskbench",
+            "--data",
+            str(data),
+            "--tools",
+            str(SHARED / "tool_desc.json"),
+            "--graph",
+            str(SHARED / "graph_desc.json"),
+            "--out",
+            str(tmp_path / "out"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -55,7 +71,11 @@ def test_eval_scores_planner_and_baseline_side_by_side(scripted_llm, tmp_path):
     scripted_llm.respond_with(respond)
     result = run_eval(tmp_path, scripted_llm, data)
     assert result.returncode == 0, result.stderr
-    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in result.stdout.splitlines() if line.startswith("| planner") or line.startswith("| baseline")}
+    rows = {
+        tuple(cell.strip() for cell in line.split("|")[1:3]): line
+        for line in result.stdout.splitlines()
+        if line.startswith("| planner") or line.startswith("| baseline")
+    }
     planner_all = rows[("planner", "all")].split("|")
     # Gold links that no <node-j> reference backs (a quirk of the data) cannot be predicted from references.
     from patchbay.evaluation import score
@@ -75,7 +95,11 @@ def test_eval_scores_planner_and_baseline_side_by_side(scripted_llm, tmp_path):
 
 def test_eval_resumes_without_planning_a_record_twice(scripted_llm, tmp_path):
     data, records = three_records(tmp_path)
-    scripted_llm.respond_with(lambda request: gold_plan(next(r for r in records if r["user_request"] in " ".join(m["content"] for m in request["messages"]))))
+    scripted_llm.respond_with(
+        lambda request: gold_plan(
+            next(r for r in records if r["user_request"] in " ".join(m["content"] for m in request["messages"]))
+        )
+    )
     first = run_eval(tmp_path, scripted_llm, data, "--mode", "planner", "--limit", "2")
     assert first.returncode == 0, first.stderr
     assert len(scripted_llm.requests) == 2

@@ -22,10 +22,10 @@ from patchbay.llm import (
     EMBEDDED_MODELS,
     EmbeddedModel,
     ModelPart,
+    assets,
     default_cache_dir,
     ensure_model,
 )
-from patchbay.llm import assets
 
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_SIZE = 1_117_320_768
@@ -142,7 +142,9 @@ def test_an_interrupted_assembly_leaves_no_temp_file(tmp_path, chunks):
     dest_dir.mkdir()
 
     with pytest.raises(IsADirectoryError):
-        assets._assemble([good, unreadable], dest_dir / "m.gguf", expected_sha256=None, expected_size=None, progress=False)
+        assets._assemble(
+            [good, unreadable], dest_dir / "m.gguf", expected_sha256=None, expected_size=None, progress=False
+        )
 
     assert list(dest_dir.iterdir()) == []
 

@@ -18,8 +18,7 @@ import openai
 import pytest
 
 from patchbay.errors import ConfigError, LLMError
-from patchbay.llm import EmbeddedServer, start_embedded
-from patchbay.llm import embedded
+from patchbay.llm import EmbeddedServer, embedded, start_embedded
 
 # Bounded values only, so a small max_tokens cannot cut the JSON short.
 ANSWER_SCHEMA = {

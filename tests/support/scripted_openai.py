@@ -25,9 +25,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 __all__ = ["ScriptedError", "ScriptedLLM", "ScriptedReply", "Responder"]
 
@@ -114,7 +115,7 @@ class ScriptedLLM:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "ScriptedLLM":
+    def start(self) -> ScriptedLLM:
         """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
         if self._httpd is not None:
             raise RuntimeError("ScriptedLLM is already started; call stop() first")
@@ -138,7 +139,7 @@ class ScriptedLLM:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "ScriptedLLM":
+    def __enter__(self) -> ScriptedLLM:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -239,8 +240,9 @@ class ScriptedLLM:
         if type(answer).__name__ == "ScriptedReply":
             return ScriptedReply(answer.content, answer.delay_s)
         return ScriptedError(
-            500, f"scripted LLM: respond_with function returned {type(answer).__name__}, "
-            "expected str, ScriptedReply or ScriptedError"
+            500,
+            f"scripted LLM: respond_with function returned {type(answer).__name__}, "
+            "expected str, ScriptedReply or ScriptedError",
         )
 
 

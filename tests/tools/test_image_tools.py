@@ -153,9 +153,7 @@ def test_grayscale_keeps_transparency(stored_image):
     assert out.getpixel((0, 0))[1] == 0 and out.getpixel((5, 5))[1] == 255
 
 
-@pytest.mark.parametrize(
-    ("direction", "top_left"), [("horizontal", GREEN), ("vertical", BLUE)]
-)
+@pytest.mark.parametrize(("direction", "top_left"), [("horizontal", GREEN), ("vertical", BLUE)])
 def test_flip(stored_image, direction, top_left):
     out = decode_image(image_flip(stored_image(quadrants()), direction=direction))
     assert out.size == (80, 60)
