@@ -114,13 +114,7 @@ class ArtifactStore:
             InputError: missing, unreadable, empty or mislabelled file.
         """
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"attachment {path} does not exist or is not a file")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read attachment {path}: {exc.strerror}") from exc
-        mime = verified_mime(data, path.name)
+        data, mime = read_checked(path)
         return self.put_bytes(data, mime, provenance or Provenance("attachment", filename=path.name), name=path.name)
 
     # -- reading -----------------------------------------------------------------
@@ -195,6 +189,21 @@ class ArtifactStore:
             provenance=tuple(Provenance(**p) for p in meta["provenance"]),
             name=meta.get("name"),
         )
+
+
+def read_checked(path: Path) -> tuple[bytes, str]:
+    """A file's bytes and real MIME type.
+
+    Raises:
+        InputError: the file is missing, unreadable, empty or not what its name claims.
+    """
+    if not path.is_file():
+        raise InputError(f"attachment {path} does not exist or is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read attachment {path}: {exc.strerror}") from exc
+    return data, verified_mime(data, path.name)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Artifact, ArtifactStore, Provenance
+from ..artifacts import Artifact, ArtifactStore, Provenance, read_checked
 from ..config import Settings
 from ..llm.client import ChatClient
 from ..llm.connect import connect
@@ -127,14 +127,16 @@ class Orchestrator:
         Raises:
             InputError: a file is missing, unreadable, empty or not what its name says.
         """
+        # Check every file before storing any, so a bad one leaves nothing behind.
+        checked = [(Path(path), *read_checked(Path(path))) for path in paths]
         attached: list[dict[str, Any]] = []
         names: set[str] = set()
-        for path in paths:
-            artifact = self.store.put_file(path, Provenance("attachment", filename=Path(path).name))
-            name, n = Path(path).name, 1
+        for path, data, mime in checked:
+            artifact = self.store.put_bytes(data, mime, Provenance("attachment", filename=path.name), name=path.name)
+            name, n = path.name, 1
             while name in names:
                 n += 1
-                name = f"{Path(path).stem} ({n}){Path(path).suffix}"
+                name = f"{path.stem} ({n}){path.suffix}"
             names.add(name)
             attached.append({"id": artifact.id, "name": name, "mime": artifact.mime})
         return attached

@@ -105,10 +105,10 @@ def test_a_missing_attachment(env, tmp_path):
     assert "nope.png does not exist" in line
 
 
-def test_a_text_file_named_png_leaves_nothing_half_written(env, tmp_path):
-    liar = tmp_path / "photo.png"
+def test_a_text_file_named_png_leaves_nothing_half_written(env, tmp_path, photo):
+    liar = tmp_path / "notes.png"
     liar.write_text("hello")
-    line = _one_error_line(patchbay("run", "describe it", "--attach", str(liar), env=env))
+    line = _one_error_line(patchbay("run", "describe it", "--attach", str(photo), "--attach", str(liar), env=env))
     assert "claims to be image/png but its content is text/plain" in line
     leftovers = [p for p in (tmp_path / "ws").rglob("*") if p.is_file() and p.name != "conversations.sqlite"]
     assert leftovers == []
