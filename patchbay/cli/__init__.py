@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import PatchbayError
 from ..orchestrator import AnswerReady, Orchestrator
 from ..tools import Registry
-from . import evaluate
+from . import evaluate, index
 from .progress import format_plan, print_event
 
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 1, 2, 3
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true")
 
     evaluate.add_parser(sub)
+    index.add_parser(sub)
     return parser
 
 
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _tools(args)
         if args.command == "eval":
             return asyncio.run(evaluate.run(args))
+        if args.command == "index":
+            return index.run(args)
         settings = Settings.from_env(
             base_url=args.base_url,
             model=args.model,

@@ -31,7 +31,12 @@ def check(name: str, text: str) -> None:
 
 @pytest.fixture(scope="module")
 def builtin():
-    return Registry.discover()
+    """The cheap built-in tools: their availability does not depend on the machine."""
+    from patchbay.tools.builtin import audio, image, text
+
+    registry = Registry()
+    registry.add(*image.TOOLS, *audio.TOOLS, *text.TOOLS)
+    return registry
 
 
 def unused_client() -> ChatClient:

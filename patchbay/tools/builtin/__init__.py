@@ -1,4 +1,8 @@
-"""The built-in tools: cheap image, audio and text operations that need no model weights.
+"""The built-in tools: cheap image, audio and text operations, and the expert models.
+
+The cheap tools need no weights. The model tools (BLIP, CLIP, OCR) load their
+weights lazily, once per process, and report themselves unavailable, with the
+fix, where the weights or programs are missing.
 
 They reach the registry the way any plugin's tools do, through the entry point
 ``builtin = "patchbay.tools.builtin:register"`` in patchbay's ``pyproject.toml``,
@@ -13,11 +17,11 @@ Example:
 from __future__ import annotations
 
 from .._registry import Registry
-from . import audio, image, text
+from . import audio, blip, clip, image, ocr, text
 
 __all__ = ["register"]
 
 
 def register(registry: Registry) -> None:
     """Add every built-in tool to ``registry``; patchbay's own entry-point hook."""
-    registry.add(*image.TOOLS, *audio.TOOLS, *text.TOOLS)
+    registry.add(*image.TOOLS, *audio.TOOLS, *text.TOOLS, *blip.TOOLS, *clip.TOOLS, *ocr.TOOLS)

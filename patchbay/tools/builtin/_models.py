@@ -43,7 +43,7 @@ def model_availability(model_id: str, tool_name: str) -> Availability:
     return Availability(
         False,
         f"weights for {model_id} are not cached and cannot be downloaded here; on a machine with internet run "
-        f"'huggingface-cli download {model_id}', or set PATCHBAY_{tool_name.upper()}_MODEL to a local copy",
+        f"'hf download {model_id}', or set PATCHBAY_{tool_name.upper()}_MODEL to a local copy",
     )
 
 

@@ -15,6 +15,8 @@ import importlib.util
 import threading
 from typing import Any, ClassVar
 
+from PIL import ImageOps
+
 from ...errors import ConfigError, InputError
 from ...media import Image
 from .._define import Tool
@@ -79,7 +81,6 @@ class _BlipTool(Tool):
     def _generate(self, image: Image, text: str | None, max_new_tokens: int) -> str:
         """Greedy-decode BLIP's text for ``image`` (and ``text``: a prompt or a question)."""
         import torch
-        from PIL import ImageOps
 
         picture = ImageOps.exif_transpose(image.to_pil()).convert("RGB")
         inputs: Any = self.processor(images=picture, text=text, return_tensors="pt").to(self.device)

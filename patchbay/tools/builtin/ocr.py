@@ -102,6 +102,10 @@ def ocr(image: Image, language: str = DEFAULT_LANGUAGE) -> str:
         raise InputError(f"language must be Tesseract codes such as 'eng' or 'eng+deu', got {language!r}")
     installed = _languages(binary)
     missing = [code for code in language.split("+") if code not in installed]
+    if missing:  # ask again: a language pack may have been installed since the listing was cached
+        _installed_languages.cache_clear()
+        installed = _languages(binary)
+        missing = [code for code in language.split("+") if code not in installed]
     if missing:
         raise InputError(
             f"tesseract has no language data for {', '.join(missing)}; installed: "
@@ -136,7 +140,7 @@ def _png_for_ocr(img: PILImage.Image) -> bytes:
     img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
         rgba = img.convert("RGBA")
-        # Transparent pixels often hold black; on black, dark text would vanish.
+        # Transparent pixels often hold black; flatten here rather than rely on how the installed Leptonica reads alpha.
         canvas = PILImage.new("RGB", rgba.size, (255, 255, 255))
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         img = canvas

@@ -168,6 +168,13 @@ class PhotoIndex:
     reuse by content: the next :meth:`update` indexes the new folder, and copies the
     vector of any picture whose bytes it has seen before.
 
+    Attributes:
+        root: the indexed folder, absolute.
+        model: the image model the vectors come from (None before the first update).
+        caption_model, text_model: the captioner and the sentence model, for indexes with captions.
+        failures: relative path -> why the last update could not use that file.
+        moved_from: the folder a loaded index was built for, when that is not ``root_dir``.
+
     Raises:
         InputError: ``index_path`` holds an index that cannot be read.
     """
@@ -182,8 +189,7 @@ class PhotoIndex:
         self._rows: dict[str, _Row] = {}
         self._reusable: dict[str, _Row] = {}  # sha256 -> row, from an index of another folder
         stored_root, rows = self._load()
-        self.moved_from: Path | None = None
-        """The folder a loaded index was built for, when that is not ``root_dir``."""
+        self.moved_from: Path | None = None  # the folder a loaded index was built for, if not root_dir
         if stored_root is None or Path(stored_root) == self.root:
             self._rows = rows
         else:
@@ -300,6 +306,8 @@ class PhotoIndex:
                 self._embed_captions(text_encoder, list(self._rows.values()), refresh=True)
             self.text_model = text_encoder.model_id
 
+        # Embeddings by content, taken before deleted files go: a moved file's bytes reappear under a new name.
+        known = {**self._reusable, **{r.entry.sha256: r for r in self._rows.values() if r.vector.size}}
         on_disk = dict(self._scan())
         for path in [p for p in self._rows if p not in on_disk]:
             del self._rows[path]
@@ -316,7 +324,7 @@ class PhotoIndex:
             work.append(_Work(path, size, mtime_ns, embed=True, previous=row))
 
         try:
-            self._process(work, encoder, captioner, text_encoder, counts, progress, batch_size, checkpoint_every)
+            self._process(work, known, encoder, captioner, text_encoder, counts, progress, batch_size, checkpoint_every)
         finally:
             self._reusable = {}
             self.save()
@@ -325,6 +333,7 @@ class PhotoIndex:
     def _process(
         self,
         work: list[_Work],
+        known: dict[str, _Row],
         encoder: ImageEncoder,
         captioner: Captioner | None,
         text_encoder: TextEncoder | None,
@@ -336,8 +345,6 @@ class PhotoIndex:
         """Read, hash, decode, embed and caption ``work``, batching the image model's calls."""
         from tqdm import tqdm
 
-        known = {row.entry.sha256: row for row in self._rows.values() if row.vector.size}
-        known = {**self._reusable, **known}
         pending: list[tuple[_Work, PhotoEntry, PILImage]] = []
         since_save = 0
         with tqdm(total=len(work), desc="indexing", unit="photo", file=sys.stderr, disable=not progress) as bar:
@@ -363,7 +370,7 @@ class PhotoIndex:
                 try:
                     picture = _decode(data)
                 except _DECODE_ERRORS as exc:
-                    self._fail(item, f"{type(exc).__name__}: {exc}", counts)
+                    self._fail(item, _decode_failure(exc), counts)
                     bar.update()
                     continue
                 pending.append((item, entry, picture))
@@ -540,6 +547,15 @@ def _decode(data: bytes) -> PILImage:
         img.draft("RGB", (_DECODE_SIDE, _DECODE_SIDE))
         img.load()
         return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def _decode_failure(exc: BaseException) -> str:
+    """Why a picture could not be decoded, in words (Pillow's own text names a BytesIO object)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a picture Pillow can read"
+    return f"corrupt or truncated ({type(exc).__name__}: {exc})"
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:
