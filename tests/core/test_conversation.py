@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from llm_script import RoleScript, handles_in_prompt, last_user
 from PIL import Image as PILImage
@@ -25,9 +27,13 @@ def settings_for(server, workspace) -> Settings:
 
 def caption_then_speak(request):
     handle = handles_in_prompt(request)[-1]
-    return (
-        '{"tasks": [{"id": 1, "tool": "caption", "args": {"image": "%s"}},'
-        ' {"id": 2, "tool": "speak", "args": {"text": "<resource-1>"}}]}' % handle
+    return json.dumps(
+        {
+            "tasks": [
+                {"id": 1, "tool": "caption", "args": {"image": handle}},
+                {"id": 2, "tool": "speak", "args": {"text": "<resource-1>"}},
+            ]
+        }
     )
 
 

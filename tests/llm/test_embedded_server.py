@@ -94,7 +94,7 @@ def test_bad_settings_are_config_errors(tmp_path):
 def test_base_url_needs_a_port(tmp_path):
     server = EmbeddedServer(tmp_path / "m.gguf", model_alias="m")
     with pytest.raises(LLMError, match="start"):
-        server.base_url
+        _ = server.base_url
     fixed = EmbeddedServer(tmp_path / "m.gguf", model_alias="m", host="::1", port=8123)
     assert fixed.base_url == "http://[::1]:8123/v1"
 

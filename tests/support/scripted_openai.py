@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["ScriptedError", "ScriptedLLM", "ScriptedReply", "Responder"]
 
@@ -71,7 +71,7 @@ class ScriptedError:
         return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
 
 
-Answer = Union[str, ScriptedReply, ScriptedError]
+Answer = str | ScriptedReply | ScriptedError
 Responder = Callable[[dict[str, Any]], Answer]
 
 

@@ -209,7 +209,7 @@ def test_env_fixture_points_the_default_client_here(scripted_llm_env):
 def test_lifecycle():
     llm = ScriptedLLM()
     with pytest.raises(RuntimeError, match="not started"):
-        llm.base_url
+        _ = llm.base_url
     llm.start()
     with pytest.raises(RuntimeError, match="already started"):
         llm.start()
