@@ -49,10 +49,17 @@ class Planner:
         self.include_spec_only = include_spec_only
         self.allowed_links = allowed_links
         self.salvage = salvage
+        self._catalog: list[ToolSpec] | None = None
 
     def catalog(self) -> list[ToolSpec]:
-        """The tools the LLM is shown: available ones (and spec-only ones for dry runs)."""
-        return self.registry.plannable(include_spec_only=self.include_spec_only)
+        """The tools the LLM is shown: available ones (and spec-only ones for dry runs).
+
+        Worked out once per planner: availability checks touch the disk and the
+        network, and a stable catalog keeps the prompt prefix cacheable.
+        """
+        if self._catalog is None:
+            self._catalog = self.registry.plannable(include_spec_only=self.include_spec_only)
+        return self._catalog
 
     def examples(self, limit: int = 4) -> list[dict[str, str]]:
         """Worked examples whose tools are all in the catalog (static, so the prompt prefix caches)."""
