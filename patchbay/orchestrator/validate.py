@@ -84,7 +84,11 @@ def validate_plan(
                 continue
             for ref in set(references_in(value)):
                 if ref == task.id:
-                    problems.append(f"task {task.id} ({task.tool}): argument {name!r} refers to its own output")
+                    problems.append(
+                        f"task {task.id} ({task.tool}): argument {name!r} refers to its own output; "
+                        "<resource-N> means an earlier task's output: for the user's own text or file, "
+                        "copy it from the request"
+                    )
                 elif ref not in ids:
                     problems.append(
                         f"task {task.id} ({task.tool}): argument {name!r} refers to <resource-{ref}>, "
