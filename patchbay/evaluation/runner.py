@@ -54,13 +54,28 @@ async def _baseline(request: str, planner: Planner) -> dict[str, Any]:
         result = None
     if not isinstance(result, dict) or not isinstance(result.get("task_nodes"), list):
         raise _BaselineUnparsable(f"no JSON task_nodes in the reply: {reply[:120]!r}")
-    nodes = [n for n in result["task_nodes"] if isinstance(n, dict) and isinstance(n.get("task"), str)]
+    nodes = [
+        {"task": name, "arguments": n.get("arguments", [])} for n in result["task_nodes"] if (name := _tool_name(n))
+    ]
     links = [
         {"source": link["source"], "target": link["target"]}
         for link in result.get("task_links") or []
         if isinstance(link, dict) and isinstance(link.get("source"), str) and isinstance(link.get("target"), str)
     ]
     return {"task_nodes": nodes, "task_links": links}
+
+
+def _tool_name(node: Any) -> str | None:
+    """The tool a baseline node names, however the model spelled the key ("task", "tool", "id", a nested object)."""
+    if not isinstance(node, dict):
+        return None
+    for key in ("task", "tool", "name", "id"):
+        value = node.get(key)
+        if isinstance(value, dict):
+            value = value.get("id") or value.get("name")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 class _BaselineUnparsable(PatchbayError):
