@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from ..artifacts import ArtifactStore
+from ..sniff import kind_of_mime
 from ..tools import Registry, kinds_compatible
 from ..tools._invoke import TaskOutput
 from .composer import Composer
@@ -96,6 +97,7 @@ async def plan_node(state: ConversationState, runtime: Runtime[RunContext]) -> d
         feedback=state.get("feedback"),
         check_media_literal=check_media_literal,
         emit=runtime.stream_writer,
+        latest=_latest_results(state),
     )
     runtime.stream_writer(PlanReady(state["request_id"], plan=plan.to_json(), attempt=replans + 1))
     return {"plan": plan.to_json(), "replans": replans, "feedback": None}
@@ -150,6 +152,16 @@ async def compose_node(state: ConversationState, runtime: Runtime[RunContext]) -
         "answer": {"text": answer.text, "artifacts": answer.artifacts, "composer_error": answer.composer_error},
         "history": [turn],
     }
+
+
+def _latest_results(state: ConversationState) -> dict[str, str]:
+    """The most recent file of each media kind that earlier turns made."""
+    latest: dict[str, str] = {}
+    for turn in state.get("history", []):
+        for artifact in turn.get("artifacts", []):
+            if artifact.get("tool"):
+                latest[kind_of_mime(artifact["mime"])] = artifact["id"]
+    return latest
 
 
 def _output_handles(result: TaskResult) -> list[str]:

@@ -139,3 +139,25 @@ async def test_the_plan_may_only_name_files_of_this_conversation(scripted_llm, t
     async with Orchestrator(settings_for(scripted_llm, tmp_path / "ws"), registry=registry()) as patchbay:
         with pytest.raises(PlanningFailed, match="is not a file of this conversation"):
             await patchbay.arun("caption /etc/passwd")
+
+
+async def test_a_follow_up_that_calls_the_last_result_a_resource_gets_that_file(scripted_llm, tmp_path, photo):
+    from patchbay.tools.builtin.image import image_grayscale
+
+    reg = registry()
+    reg.add(image_grayscale)
+
+    def gray(request):
+        handle = handles_in_prompt(request)[-1]
+        return json.dumps({"tasks": [{"id": 1, "tool": "image_grayscale", "args": {"image": handle}}]})
+
+    scripted_llm.respond_with(RoleScript().plan(gray).answer("Done: <resource-1>"))
+    async with Orchestrator(settings_for(scripted_llm, tmp_path / "ws"), registry=reg) as patchbay:
+        turn1 = await patchbay.arun("make photo.png gray", [photo], thread_id="t")
+        # Small models number earlier files as if they were tasks of the new plan.
+        dangling = {"tasks": [{"id": 1, "tool": "caption", "args": {"image": "<resource-2>"}}]}
+        scripted_llm.respond_with(RoleScript().plan(dangling).answer("It is <resource-1>"))
+        turn2 = await patchbay.arun("caption it", thread_id="t")
+    grayed = turn1.artifacts[0].id
+    assert turn2.results[0].args == {"image": grayed}
+    assert turn2.text == "It is a 40x30 picture"
