@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -95,7 +96,8 @@ class Registry:
         for item in tools:
             spec = item if isinstance(item, ToolSpec) else define_tool(item)
             if spec.source == "(unregistered)":
-                spec.source = self._loading_source
+                # A copy: one decorated function may sit in several registries, each with its own source.
+                spec = dataclasses.replace(spec, source=self._loading_source)
             existing = self._tools.get(spec.name)
             if existing is not None:
                 raise DuplicateToolError(spec.name, existing.source, spec.source)
