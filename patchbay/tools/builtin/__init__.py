@@ -22,6 +22,17 @@ from . import audio, blip, clip, image, ocr, text
 __all__ = ["register"]
 
 
+# One module per line: each family of tools is owned by one module.
+_MODULES = (
+    image,
+    audio,
+    text,
+    blip,
+    clip,
+    ocr,
+)
+
+
 def register(registry: Registry) -> None:
     """Add every built-in tool to ``registry``; patchbay's own entry-point hook."""
-    registry.add(*image.TOOLS, *audio.TOOLS, *text.TOOLS, *blip.TOOLS, *clip.TOOLS, *ocr.TOOLS)
+    registry.add(*(tool for module in _MODULES for tool in module.TOOLS))
