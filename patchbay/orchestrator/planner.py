@@ -16,7 +16,8 @@ from ..tools import Registry, ToolSpec
 from ..tools._spec import is_media_kind
 from .events import Event, PlanRejected
 from .parse import parse_plan_text
-from .plan import Plan, whole_reference
+from .plan import Plan
+from .reference_repair import point_dangling_references_at, read_self_references_as_user_text
 from .validate import LiteralCheck, validate_plan
 
 
@@ -126,7 +127,9 @@ class Planner:
         for attempt in range(1, self.max_attempts + 1):
             reply = await self.client.acomplete(messages, schema=schema)
             try:
-                raw = _point_dangling_references_at(parse_plan_text(reply), latest or {}, self.registry)
+                raw = parse_plan_text(reply)
+                raw = point_dangling_references_at(raw, latest or {}, self.registry)
+                raw = read_self_references_as_user_text(raw, request, self.registry)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:
                 last_error = str(exc)
@@ -166,24 +169,6 @@ class Planner:
             if not remaining:
                 break
         return Plan(), "; ".join(notes)
-
-
-def _point_dangling_references_at(
-    raw: list[dict[str, Any]], latest: dict[str, str], registry: Registry
-) -> list[dict[str, Any]]:
-    """Small models write "<resource-N>" for an earlier turn's file; read it as the latest file of that kind."""
-    if not latest:
-        return raw
-    ids = {t["id"] if t["id"] is not None else i + 1 for i, t in enumerate(raw)}
-    for task in raw:
-        if task["tool"] not in registry or not isinstance(task["args"], dict):
-            continue
-        spec = registry.get(task["tool"])
-        for name, value in task["args"].items():
-            ref, param = whole_reference(value), spec.param(name)
-            if ref is not None and ref not in ids and param is not None and param.kind in latest:
-                task["args"][name] = latest[param.kind]
-    return raw
 
 
 _TASK_ID = re.compile(r"^task (\d+)\b")

@@ -130,3 +130,32 @@ async def test_zero_based_references_are_read_as_the_tasks_they_mean(scripted_ll
     )
     plan = await planner_for(scripted_llm).aplan("shout then speak", request_id="r")
     assert plan.task(2).args == {"text": "<resource-1>"}
+
+
+async def test_a_text_argument_naming_its_own_task_gets_the_users_text_without_a_repair(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan(
+            {
+                "tasks": [
+                    {"id": 1, "tool": "shout", "args": {"text": "<resource-1>"}},
+                    {"id": 2, "tool": "speak", "args": {"text": "<resource-1>"}},
+                ]
+            }
+        )
+    )
+    plan = await planner_for(scripted_llm).aplan('Shout "good morning team" and say it', request_id="r")
+    assert plan.task(1).args == {"text": "good morning team"}
+    assert plan.task(2).args == {"text": "<resource-1>"}
+    assert len(scripted_llm.requests) == 1
+
+
+async def test_a_media_argument_naming_its_own_task_still_goes_back_for_repair(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan(
+            {"tasks": [{"id": 1, "tool": "caption", "args": {"image": "<resource-1>"}}]},
+            {"tasks": [{"id": 1, "tool": "caption", "args": {"image": "photo.png"}}]},
+        )
+    )
+    plan = await planner_for(scripted_llm).aplan("describe photo.png", request_id="r")
+    assert plan.task(1).args == {"image": "photo.png"}
+    assert "refers to its own output" in scripted_llm.requests[1]["messages"][-1]["content"]
