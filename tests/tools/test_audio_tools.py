@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tool_samples import decode_audio, peak_frequency, sine
+from tool_samples import decode_audio, decode_image, peak_frequency, sine
 
 from patchbay import InputError
 from patchbay.tools.builtin.audio import (
+    MIX_TAIL_S,
+    SPECTROGRAM_HEIGHT,
+    SPECTROGRAM_WIDTH,
     audio_concatenate,
     audio_convert,
     audio_duration,
+    audio_mix,
     audio_resample,
+    audio_spectrogram,
     audio_trim,
 )
 
@@ -79,14 +84,19 @@ def test_concatenate_refuses_a_text_file(stored_audio, stored_bytes):
 # -- convert -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("format", "container", "mime"),
-    [("wav", "WAV", "audio/wav"), ("flac", "FLAC", "audio/flac"), ("ogg", "OGG", "audio/ogg")],
+    [
+        ("wav", "WAV", "audio/wav"),
+        ("flac", "FLAC", "audio/flac"),
+        ("ogg", "OGG", "audio/ogg"),
+        ("mp3", "MP3", "audio/mpeg"),
+    ],
 )
 def test_convert_writes_the_requested_format(stored_audio, format, container, mime):
     result = audio_convert(stored_audio(sine(440, 1.0, 22_050, channels=2), 22_050), format=format)
     samples, rate, fmt = decode_audio(result)
     assert (result.mime, fmt, rate) == (mime, container, 22_050)
     assert samples.shape[1] == 2
-    assert len(samples) == pytest.approx(22_050, abs=64)
+    assert len(samples) == pytest.approx(22_050, abs=2_048)  # MP3 pads with up to two frames
     assert peak_frequency(samples, rate) == pytest.approx(440, abs=2)
 
 
@@ -122,3 +132,57 @@ def test_duration_of_a_text_file_is_an_input_error(stored_bytes):
     note = stored_bytes(b"not a recording at all\n", "audio/wav")
     with pytest.raises(InputError, match=rf"{note.handle} is not audio that can be decoded"):
         audio_duration(note)
+
+
+# -- mix a voice over music -------------------------------------------------------------------
+def _level(samples: np.ndarray, freq: float, rate: int) -> float:
+    """The amplitude of one frequency in the first channel (a single-bin Fourier transform)."""
+    t = np.arange(len(samples)) / rate
+    return float(2 * abs(np.mean(samples[:, 0] * np.exp(-2j * np.pi * freq * t))))
+
+
+def test_mix_lays_quieter_looped_music_under_the_voice(stored_audio):
+    voice = stored_audio(sine(300, 2.0, 16_000, amplitude=0.5), 16_000)  # mono 16 kHz, 2 s
+    music = stored_audio(sine(1_000, 0.5, 44_100, channels=2, amplitude=0.8), 44_100)  # stereo 44.1 kHz, 0.5 s
+    samples, rate, fmt = decode_audio(audio_mix(voice, music, music_volume=0.25))
+    assert (rate, fmt, samples.shape[1]) == (44_100, "WAV", 2)  # the better rate and the wider layout
+    assert len(samples) == round((2.0 + MIX_TAIL_S) * 44_100)
+    middle = samples[44_100 // 2 : 3 * 44_100 // 2]  # past the fade-in, inside the voice, looped music
+    assert _level(middle, 300, rate) == pytest.approx(0.5, abs=0.02)
+    assert _level(middle, 1_000, rate) == pytest.approx(0.8 * 0.25, abs=0.02)
+    assert np.abs(samples[-100:]).max() < 0.01  # faded out
+
+
+def test_mix_scales_rather_than_clips_when_too_loud(stored_audio):
+    loud = stored_audio(sine(300, 1.0, 8_000, amplitude=0.9), 8_000)
+    samples, _, _ = decode_audio(audio_mix(loud, stored_audio(sine(500, 1.0, 8_000, amplitude=0.9), 8_000), 1.0))
+    assert np.abs(samples).max() == pytest.approx(0.99, abs=0.01)
+
+
+@pytest.mark.parametrize("volume", [-0.1, 1.5, float("nan")])
+def test_mix_volume_out_of_range_is_an_input_error(stored_audio, volume):
+    tone = stored_audio(sine(300, 0.2, 8_000), 8_000)
+    with pytest.raises(InputError, match="music_volume must be between 0 and 1"):
+        audio_mix(tone, tone, music_volume=volume)
+
+
+# -- spectrogram ----------------------------------------------------------------------------------
+def test_spectrogram_shows_a_tone_as_a_bright_line_at_its_pitch(stored_audio):
+    picture = decode_image(audio_spectrogram(stored_audio(sine(2_000, 1.0, 16_000), 16_000)))
+    assert picture.format == "PNG" and picture.mode == "RGB"
+    assert picture.width > SPECTROGRAM_WIDTH and picture.height > SPECTROGRAM_HEIGHT
+    plot = np.asarray(picture)[4 : 4 + SPECTROGRAM_HEIGHT, 52 : 52 + SPECTROGRAM_WIDTH].sum(axis=2)
+    brightest_row = int(np.argmax(plot.mean(axis=1)))
+    # 2 kHz of an 8 kHz range: a quarter of the way up from the bottom.
+    assert brightest_row == pytest.approx(0.75 * SPECTROGRAM_HEIGHT, abs=4)
+
+
+def test_spectrogram_of_an_hour_costs_no_more_than_a_short_one(stored_audio):
+    hour = np.zeros((3_600 * 4_000, 1), np.float32)
+    picture = decode_image(audio_spectrogram(stored_audio(hour, 4_000, "FLAC")))
+    assert picture.width > SPECTROGRAM_WIDTH
+
+
+def test_spectrogram_of_a_text_file_is_an_input_error(stored_bytes):
+    with pytest.raises(InputError, match="is not audio that can be decoded"):
+        audio_spectrogram(stored_bytes(b"just words\n", "audio/wav"))

@@ -1,24 +1,28 @@
-"""Built-in audio tools on soundfile, numpy and scipy: trim, join, convert, resample, measure.
+"""Built-in audio tools on soundfile, numpy and scipy: trim, join, convert, resample, measure, mix, picture.
 
 Inputs decode with :meth:`Audio.to_array` (undecodable data is an InputError there);
-outputs are 16-bit WAV unless a tool converts on purpose.
+outputs are 16-bit WAV unless a tool converts on purpose. The spectrogram is drawn
+with numpy and Pillow alone, so no plotting library is needed.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import soundfile
 
 from ...errors import InputError
-from ...media import Audio
+from ...media import Audio, Image
 from .._registry import tool
 from .._spec import Resources
 
 MIN_RATE, MAX_RATE = 4_000, 192_000
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 _LIGHT = Resources(cpus=1, memory_mb=512)
 
@@ -73,8 +77,8 @@ def audio_concatenate(first: Audio, second: Audio) -> Audio:
 
 
 @tool(resources=_LIGHT)
-def audio_convert(audio: Audio, format: Literal["wav", "flac", "ogg"]) -> Audio:
-    """Re-encode a recording as WAV (uncompressed), FLAC (lossless, smaller) or OGG Vorbis (lossy, smallest).
+def audio_convert(audio: Audio, format: Literal["wav", "flac", "ogg", "mp3"]) -> Audio:
+    """Re-encode a recording as WAV (uncompressed), FLAC (lossless, smaller), OGG Vorbis or MP3 (lossy, smallest).
 
     Args:
         audio: the recording to convert.
@@ -83,8 +87,8 @@ def audio_convert(audio: Audio, format: Literal["wav", "flac", "ogg"]) -> Audio:
     Returns:
         The same sound in the requested format, at the input's sample rate and channels.
     """
-    if format not in ("wav", "flac", "ogg"):
-        raise InputError(f"format must be wav, flac or ogg, got {format!r}")
+    if format not in ("wav", "flac", "ogg", "mp3"):
+        raise InputError(f"format must be wav, flac, ogg or mp3, got {format!r}")
     samples, rate = audio.to_array()
     return _encode(samples, rate, format.upper())
 
@@ -126,7 +130,138 @@ def audio_duration(audio: Audio) -> float:
     return round(frames / rate, 3)
 
 
-TOOLS = [audio_trim, audio_concatenate, audio_convert, audio_resample, audio_duration]
+MIX_TAIL_S = 1.5
+"""How long the music plays on, fading out, after the voice ends."""
+_FADE_IN_S = 0.3
+
+
+@tool(resources=_LIGHT)
+def audio_mix(voice: Audio, music: Audio, music_volume: float = 0.25) -> Audio:
+    """Mix a voice recording over background music, the music quieter under the voice.
+
+    The music is looped if it is shorter than the voice and cut if longer; it fades in,
+    and fades out over 1.5 seconds after the voice ends. The louder sample rate and the
+    larger channel count of the two are kept.
+
+    Args:
+        voice: the speech (or any main sound) that must stay clearly audible.
+        music: the background music.
+        music_volume: the music's loudness relative to its original level, from 0 (silent)
+            to 1 (unchanged); 0.25 keeps speech easy to follow.
+
+    Returns:
+        The mix as WAV, as long as the voice plus the fade-out.
+    """
+    if not (math.isfinite(music_volume) and 0 <= music_volume <= 1):
+        raise InputError(f"music_volume must be between 0 and 1, got {music_volume}")
+    speech, speech_rate = voice.to_array()
+    backing, backing_rate = music.to_array()
+    if len(speech) == 0 or len(backing) == 0:
+        raise InputError("both the voice and the music must hold some sound")
+    rate = max(speech_rate, backing_rate)
+    channels = max(speech.shape[1], backing.shape[1])
+    speech = _match_channels(_resample(speech, speech_rate, rate), channels)
+    backing = _match_channels(_resample(backing, backing_rate, rate), channels)
+    length = len(speech) + round(MIX_TAIL_S * rate)
+    repeats = -(-length // len(backing))
+    bed = np.tile(backing, (repeats, 1))[:length] * np.float32(music_volume)
+    fade_in = min(round(_FADE_IN_S * rate), length)
+    bed[:fade_in] *= np.linspace(0.0, 1.0, fade_in, dtype=np.float32)[:, None]
+    tail = length - len(speech)
+    bed[len(speech) :] *= np.linspace(1.0, 0.0, tail, dtype=np.float32)[:, None]
+    mix = bed
+    mix[: len(speech)] += speech
+    peak = float(np.max(np.abs(mix)))
+    if peak > 1.0:
+        # Scale the whole mix rather than clip: clipping crackles, scaling is inaudible.
+        mix /= peak / 0.99
+    return _encode(mix, rate)
+
+
+SPECTROGRAM_WIDTH, SPECTROGRAM_HEIGHT = 800, 256
+"""The plot area in pixels; margins for the axis labels come on top."""
+_DYNAMIC_RANGE_DB = 80.0
+# Dark to bright, perceptually even (close to matplotlib's "inferno").
+_PALETTE = np.array(
+    [
+        [0, 0, 4],
+        [40, 11, 84],
+        [101, 21, 110],
+        [159, 42, 99],
+        [212, 72, 66],
+        [245, 125, 21],
+        [250, 193, 39],
+        [252, 255, 164],
+    ],
+    dtype=np.float32,
+)
+
+
+@tool(resources=_LIGHT)
+def audio_spectrogram(audio: Audio) -> Image:
+    """Draw a picture of a recording's frequencies over time (a spectrogram): time runs left to right, pitch upward.
+
+    Loud frequencies are bright, quiet ones dark, over an 80 dB range. Useful to see
+    speech, music, silence and noise at a glance.
+
+    Args:
+        audio: the recording to picture.
+
+    Returns:
+        A PNG picture with the time in seconds along the bottom and the frequency in kHz on the left.
+    """
+    samples, rate = audio.to_array()
+    mono = samples.mean(axis=1)
+    n_fft = 2048 if rate >= 32_000 else 1024 if rate >= 16_000 else 512
+    if len(mono) < n_fft:
+        mono = np.pad(mono, (0, n_fft - len(mono)))
+    # At most two analysis windows per pixel column: an hour of sound costs no more than a minute of it.
+    hop = max(n_fft // 4, (len(mono) - n_fft) // (2 * SPECTROGRAM_WIDTH) + 1)
+    starts = np.arange(0, len(mono) - n_fft + 1, hop)
+    window = np.hanning(n_fft).astype(np.float32)
+    frames = np.stack([mono[s : s + n_fft] for s in starts]) * window
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    decibels = 10 * np.log10(power + 1e-12)
+    top = decibels.max()
+    level = np.clip((decibels - (top - _DYNAMIC_RANGE_DB)) / _DYNAMIC_RANGE_DB, 0.0, 1.0)
+    return Image.from_pil(_draw_spectrogram(level.T[::-1], duration=len(samples) / rate, max_hz=rate / 2))
+
+
+TOOLS = [
+    audio_trim,
+    audio_concatenate,
+    audio_convert,
+    audio_resample,
+    audio_duration,
+    audio_mix,
+    audio_spectrogram,
+]
+
+
+def _draw_spectrogram(level: np.ndarray, duration: float, max_hz: float) -> PILImage.Image:
+    """Colour a (frequency x time) array of 0-1 levels, highest frequency first, and label its axes."""
+    from PIL import Image as PILImageModule
+    from PIL import ImageDraw
+
+    stops = np.linspace(0.0, 1.0, len(_PALETTE))
+    rgb = np.stack([np.interp(level, stops, _PALETTE[:, c]) for c in range(3)], axis=-1).astype(np.uint8)
+    plot = PILImageModule.fromarray(rgb, "RGB").resize(
+        (SPECTROGRAM_WIDTH, SPECTROGRAM_HEIGHT), PILImageModule.Resampling.BILINEAR
+    )
+    left, bottom = 52, 20
+    canvas = PILImageModule.new("RGB", (SPECTROGRAM_WIDTH + left + 8, SPECTROGRAM_HEIGHT + bottom + 8), "white")
+    canvas.paste(plot, (left, 4))
+    draw = ImageDraw.Draw(canvas)
+    for fraction in (0.0, 0.5, 1.0):
+        y = 4 + round((1 - fraction) * (SPECTROGRAM_HEIGHT - 1))
+        draw.line([(left - 4, y), (left - 1, y)], fill="black")
+        draw.text((2, max(0, y - 6)), f"{fraction * max_hz / 1000:.1f} kHz", fill="black")
+    for fraction in (0.0, 0.5, 1.0):
+        x = left + round(fraction * (SPECTROGRAM_WIDTH - 1))
+        draw.line([(x, SPECTROGRAM_HEIGHT + 4), (x, SPECTROGRAM_HEIGHT + 7)], fill="black")
+        label = f"{fraction * duration:.1f} s"
+        draw.text((min(x, canvas.width - 6 * len(label)), SPECTROGRAM_HEIGHT + 8), label, fill="black")
+    return canvas
 
 
 def _resample(samples: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
