@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from .._registry import Registry
-from . import audio, blip, clip, image, ocr, text
+from . import audio, blip, clip, image, ocr, speech, speech_synthesis, text, voice_clone
 
 __all__ = ["register"]
 
@@ -30,6 +30,9 @@ _MODULES = (
     blip,
     clip,
     ocr,
+    speech,
+    speech_synthesis,
+    voice_clone,
 )
 
 
