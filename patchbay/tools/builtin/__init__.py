@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from .._registry import Registry
-from . import audio, blip, clip, image, ocr, speech, speech_synthesis, text, voice_clone
+from . import audio, blip, clip, controlnet, diffusion, image, ocr, speech, speech_synthesis, text, voice_clone
 
 __all__ = ["register"]
 
@@ -33,6 +33,8 @@ _MODULES = (
     speech,
     speech_synthesis,
     voice_clone,
+    diffusion,
+    controlnet,
 )
 
 
