@@ -139,9 +139,7 @@ _FADE_IN_S = 0.3
 def audio_mix(voice: Audio, music: Audio, music_volume: float = 0.25) -> Audio:
     """Mix a voice recording over background music, the music quieter under the voice.
 
-    The music is looped if it is shorter than the voice and cut if longer; it fades in,
-    and fades out over 1.5 seconds after the voice ends. The louder sample rate and the
-    larger channel count of the two are kept.
+    The music loops or is cut to the voice's length, and fades out just after it.
 
     Args:
         voice: the speech (or any main sound) that must stay clearly audible.
@@ -150,7 +148,8 @@ def audio_mix(voice: Audio, music: Audio, music_volume: float = 0.25) -> Audio:
             to 1 (unchanged); 0.25 keeps speech easy to follow.
 
     Returns:
-        The mix as WAV, as long as the voice plus the fade-out.
+        The mix as WAV, as long as the voice plus a 1.5 s fade-out, at the higher sample
+        rate and the larger channel count of the two.
     """
     if not (math.isfinite(music_volume) and 0 <= music_volume <= 1):
         raise InputError(f"music_volume must be between 0 and 1, got {music_volume}")
@@ -199,16 +198,14 @@ _PALETTE = np.array(
 
 @tool(resources=_LIGHT)
 def audio_spectrogram(audio: Audio) -> Image:
-    """Draw a picture of a recording's frequencies over time (a spectrogram): time runs left to right, pitch upward.
-
-    Loud frequencies are bright, quiet ones dark, over an 80 dB range. Useful to see
-    speech, music, silence and noise at a glance.
+    """Draw a picture of a recording's frequencies over time (a spectrogram), to see speech, music or noise.
 
     Args:
         audio: the recording to picture.
 
     Returns:
-        A PNG picture with the time in seconds along the bottom and the frequency in kHz on the left.
+        A PNG picture: time in seconds left to right, frequency in kHz upward, loud parts
+        bright and quiet ones dark (over an 80 dB range).
     """
     samples, rate = audio.to_array()
     mono = samples.mean(axis=1)

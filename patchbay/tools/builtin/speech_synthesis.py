@@ -108,8 +108,8 @@ class TextToSpeech(Tool):
     ) -> Audio:
         """Read a text aloud and return the speech as an audio file (text-to-speech, TTS).
 
-        Uses a natural online voice when the internet is reachable, otherwise an offline
-        voice. Time marks like [00:01.2–00:03.4] from speech_to_text are not read out.
+        Speaks with a natural online voice when the internet is reachable, otherwise with
+        an offline one. Time marks like [00:01.2–00:03.4] from speech_to_text are skipped.
 
         Args:
             text: the words to say.
