@@ -40,7 +40,7 @@ from ._asr import (
     resolve_language,
 )
 from ._models import configured_model
-from ._speech_input import describe_length, is_silent, probe, speech_chunks
+from ._speech_input import SAMPLE_RATE, describe_length, is_silent, probe, speech_chunks
 
 DEFAULT_MODEL = "base"
 DEFAULT_MAX_MINUTES = 240.0
@@ -123,7 +123,7 @@ class SpeechToText(Tool):
         total = 0.0
         with self._lock:
             for offset, samples in speech_chunks(audio.path, label, chunk_s=self.chunk_seconds, max_s=self.max_seconds):
-                total = offset + len(samples) / 16_000
+                total = offset + len(samples) / SAMPLE_RATE
                 if is_silent(samples):
                     continue
                 # The language heard first holds for the rest: one recording, one language.
@@ -137,9 +137,8 @@ class SpeechToText(Tool):
             )
         if not timestamps:
             return " ".join(s.text for s in segments)
-        assert detected is not None  # set together with the first segment
-        if wanted:
-            language_note = f"language: {language_label(wanted)}, as requested"
+        if wanted or detected is None:
+            language_note = f"language: {language_label(wanted or '')}, as requested"
         else:
             language_note = (
                 f"language: {language_label(detected.language)}, detected "
