@@ -11,6 +11,8 @@ from .errors import ConfigError
 
 StructuredOutput = Literal["auto", "json_schema", "llama", "json_object", "none"]
 _STRUCTURED = ("auto", "json_schema", "llama", "json_object", "none")
+BackendName = Literal["in-process", "ray"]
+_BACKENDS = ("in-process", "ray")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Settings:
         PATCHBAY_WORKSPACE: the artifact store and conversation database.
         PATCHBAY_STRUCTURED_OUTPUT: auto | json_schema | llama | json_object | none.
         PATCHBAY_LLM_THREADS: CPU threads for the embedded server.
+        PATCHBAY_BACKEND: where tools run: ``in-process`` or ``ray``.
+        PATCHBAY_RAY_ADDRESS: the Ray cluster for the ray backend (``host:6379``,
+            ``ray://host:10001`` or ``auto``); unset: ``$RAY_ADDRESS``, else a
+            local Ray is started.
     """
 
     base_url: str | None = None
@@ -40,6 +46,8 @@ class Settings:
     max_plan_attempts: int = 3
     max_replans: int = 1
     task_timeout_s: float = 600.0
+    backend: BackendName = "in-process"
+    ray_address: str | None = None
 
     @property
     def uses_embedded(self) -> bool:
@@ -58,6 +66,9 @@ class Settings:
         structured = env.get("PATCHBAY_STRUCTURED_OUTPUT", "auto")
         if structured not in _STRUCTURED:
             raise ConfigError(f"PATCHBAY_STRUCTURED_OUTPUT={structured!r}; use one of {', '.join(_STRUCTURED)}")
+        backend = env.get("PATCHBAY_BACKEND", "in-process")
+        if backend not in _BACKENDS:
+            raise ConfigError(f"PATCHBAY_BACKEND={backend!r}; use one of {', '.join(_BACKENDS)}")
         if threads is not None and not threads.isdigit():
             raise ConfigError(f"PATCHBAY_LLM_THREADS={threads!r}; use a whole number of threads")
         settings = cls(
@@ -68,6 +79,8 @@ class Settings:
             llm_threads=int(threads) if threads else None,
             workspace=Path(env.get("PATCHBAY_WORKSPACE", "patchbay-workspace")),
             structured_output=structured,  # type: ignore[arg-type]
+            backend=backend,  # type: ignore[arg-type]
+            ray_address=env.get("PATCHBAY_RAY_ADDRESS") or None,
         )
         return settings.with_overrides(**overrides)
 

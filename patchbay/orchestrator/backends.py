@@ -13,12 +13,17 @@ import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts import ArtifactStore
+from ..errors import ConfigError
 from ..tools import ToolSpec
 from ..tools._invoke import TaskOutput, ToolCall, invoke, prepare, store_output
 from ..tools._spec import is_media_kind
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..llm.client import ChatClient
 
 
 class ExecutionBackend(abc.ABC):
@@ -33,6 +38,9 @@ class ExecutionBackend(abc.ABC):
 
     async def start(self) -> None:
         """Acquire workers; called once before the first call."""
+
+    def bind_llm(self, client: ChatClient) -> None:
+        """Learn the planner's LLM, for tools that ask for ``ToolContext.generate``; called before start."""
 
     @abc.abstractmethod
     async def run(self, spec: ToolSpec, call: ToolCall) -> TaskOutput:
@@ -58,6 +66,10 @@ class InProcessBackend(ExecutionBackend):
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="patchbay-tool")
         self._instances: dict[str, Any] = {}
         self._setup_lock = threading.Lock()
+
+    def bind_llm(self, client: ChatClient) -> None:
+        if self.generate is None:
+            self.generate = client.generate
 
     def instance(self, spec: ToolSpec) -> Any:
         """The one set-up instance of a class tool in this process (created on first use)."""
@@ -93,3 +105,18 @@ class InProcessBackend(ExecutionBackend):
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_backend(settings: Settings, store: ArtifactStore) -> ExecutionBackend:
+    """The backend ``settings.backend`` names, for the workspace of ``store``.
+
+    Raises:
+        ConfigError: an unknown backend name, or ``ray`` without Ray installed.
+    """
+    if settings.backend == "in-process":
+        return InProcessBackend(store)
+    if settings.backend == "ray":
+        from ..cluster import RayBackend
+
+        return RayBackend.from_settings(settings)
+    raise ConfigError(f"unknown execution backend {settings.backend!r}; use 'in-process' or 'ray'")

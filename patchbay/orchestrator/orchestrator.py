@@ -20,7 +20,7 @@ from ..config import Settings
 from ..llm.client import ChatClient
 from ..llm.connect import connect
 from ..tools import Registry
-from .backends import ExecutionBackend, InProcessBackend
+from .backends import ExecutionBackend, make_backend
 from .composer import Composer
 from .events import Event, RequestFailed
 from .executor import Executor, TaskResult
@@ -60,7 +60,8 @@ class Orchestrator:
     Args:
         settings: endpoint, model, workspace and budgets.
         registry: the tools; default: every installed plugin's tools.
-        backend: where tools run; default: in this process.
+        backend: where tools run; default: the one ``settings.backend`` names
+            (in this process, or Ray workers).
         dry_run: plan only; spec-only tools are offered to the planner.
     """
 
@@ -103,8 +104,9 @@ class Orchestrator:
             include_spec_only=self._dry_run,
         )
         self.composer = Composer(self.client)
-        backend = self._backend or InProcessBackend(self.store, generate=self.client.generate)
+        backend = self._backend or make_backend(settings, self.store)
         self._backend = backend
+        backend.bind_llm(self.client)
         await backend.start()
         self.executor = Executor(self.registry, backend, default_timeout_s=settings.task_timeout_s)
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
