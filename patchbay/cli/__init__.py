@@ -1,4 +1,4 @@
-"""The ``patchbay`` command: run a request, plan one (dry run), list the tools.
+"""The ``patchbay`` command: run a request, plan one (dry run), list the tools, run a batch.
 
 Every failure ends with one line, ``patchbay: error: ...``, and a non-zero exit:
 1 for errors, 2 for bad usage, 3 when an answer was written but some tasks failed.
@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import PatchbayError
 from ..orchestrator import AnswerReady, Orchestrator
 from ..tools import Registry
-from . import evaluate, index
+from . import batch, evaluate, index
 from .progress import format_plan, print_event
 
 EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 1, 2, 3
@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="patchbay-out", help="where the answer's files are written (default: ./patchbay-out)"
     )
     run.add_argument("--json", action="store_true", help="print events and the answer as JSON lines")
+    run.add_argument(
+        "--backend",
+        choices=["in-process", "ray"],
+        help="where tools run (default: $PATCHBAY_BACKEND or in-process; --address implies ray)",
+    )
+    run.add_argument(
+        "--address",
+        help="Ray cluster for --backend ray (host:6379, ray://host:10001, auto); default: a local Ray",
+    )
     endpoint_options(run)
 
     plan = sub.add_parser("plan", help="print the validated plan for a request without running it")
@@ -67,13 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate.add_parser(sub)
     index.add_parser(sub)
+    batch.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``patchbay`` console script."""
     logging.basicConfig(level=os.environ.get("PATCHBAY_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        if args.address and args.backend == "in-process":
+            parser.error("--address names a Ray cluster; it needs --backend ray")
+        if args.address:
+            args.backend = "ray"
     try:
         if args.command == "tools":
             return _tools(args)
@@ -81,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(evaluate.run(args))
         if args.command == "index":
             return index.run(args)
+        if args.command == "batch":
+            return batch.run(args)
         settings = Settings.from_env(
             base_url=args.base_url,
             model=args.model,
@@ -89,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "plan":
             return asyncio.run(_plan(args, settings))
+        settings = settings.with_overrides(backend=args.backend, ray_address=args.address)
         return asyncio.run(_run(args, settings))
     except PatchbayError as exc:
         print(f"patchbay: error: {_one_line(exc)}", file=sys.stderr)
