@@ -24,6 +24,7 @@ def parse_docstring(doc: str | None) -> Docstring:
     summary_lines: list[str] = []
     section: str | None = None
     current_arg: str | None = None
+    arg_indent = 0  # the indent of the current argument's first line; deeper lines continue it
     returns: list[str] = []
     for raw in text.splitlines():
         line = raw.rstrip()
@@ -37,8 +38,8 @@ def parse_docstring(doc: str | None) -> Docstring:
             stripped = line.strip()
             indent = len(line) - len(line.lstrip())
             match = _ARG.match(stripped)
-            if match and (current_arg is None or indent <= _arg_indent(text, current_arg)):
-                current_arg = match.group(1).lstrip("*")
+            if match and (current_arg is None or indent <= arg_indent):
+                current_arg, arg_indent = match.group(1).lstrip("*"), indent
                 result.args[current_arg] = match.group(2).strip()
             elif current_arg and stripped:
                 result.args[current_arg] = f"{result.args[current_arg]} {stripped}".strip()
@@ -49,9 +50,3 @@ def parse_docstring(doc: str | None) -> Docstring:
     result.returns = " ".join(returns)
     return result
 
-
-def _arg_indent(text: str, name: str) -> int:
-    for line in text.splitlines():
-        if line.strip().startswith(f"{name}") and ":" in line:
-            return len(line) - len(line.lstrip())
-    return 0

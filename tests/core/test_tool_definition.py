@@ -134,3 +134,21 @@ def test_list_of_media_output():
         return []
 
     assert search.output_kind == "list[image]"
+
+
+def test_docstring_args_continue_by_indent_even_when_a_line_starts_like_an_argument():
+    from patchbay.tools._docstring import parse_docstring
+
+    doc = parse_docstring(
+        """Read a text aloud.
+
+        Args:
+            text: the words to say.
+                voice: a word at the start of a continuation line is not a new argument.
+            voice: the voice to speak with.
+        """
+    )
+    assert doc.args == {
+        "text": "the words to say. voice: a word at the start of a continuation line is not a new argument.",
+        "voice": "the voice to speak with.",
+    }
