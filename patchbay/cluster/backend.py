@@ -142,12 +142,15 @@ class RayBackend(ExecutionBackend):
         for pool in self._pools.values():
             await pool.close()
         self._pools.clear()
+        self._discovered = None
         if self._owns_ray:
             runtime.import_ray().shutdown()
             self._owns_ray = False
 
     # -- calls -----------------------------------------------------------------------
     async def run(self, spec: ToolSpec, call: ToolCall) -> TaskOutput:
+        if self._discovered is None:
+            raise ToolError("the Ray backend is not started; call start() first (the Orchestrator does)")
         if spec.spec_only:
             raise ToolError(f"{spec.name} is spec-only: it can be planned but not run")
         return await self._pool_for(spec).call(call)

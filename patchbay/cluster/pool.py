@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from ..errors import ToolError, TransientToolError
 from ..tools._invoke import TaskOutput, ToolCall
@@ -121,9 +121,15 @@ class ActorPool:
                 f"the Ray worker serving {self.tool} (pid {actor.info.pid} on {actor.info.host}) died during the call: "
                 f"{_reason(exc)}"
             ) from None
+        except RayTaskError as exc:  # the call could not even be unpacked there; the actor is fine
+            self._release(actor)
+            raise ToolError(f"the Ray worker for {self.tool} could not run the call: {_reason(exc)}") from None
         except RayError as exc:
             self._retire(actor)
             raise TransientToolError(f"Ray lost the call to {self.tool}: {_reason(exc)}") from None
+        except Exception as exc:  # the call could not be sent (an argument Ray cannot pickle)
+            self._release(actor)
+            raise ToolError(f"cannot send the call to {self.tool} to Ray: {type(exc).__name__}: {exc}") from None
         self._release(actor)
         if isinstance(reply, CallFailure):
             raise reply.to_exception()

@@ -105,9 +105,7 @@ class ToolWorker:
     def start(self) -> WorkerInfo | CallFailure:
         """Find the tool and run its ``setup()``; a failure comes back as data, not as a dead actor."""
         try:
-            spec = self._source.spec
-            if spec is None:
-                spec = Registry.discover().get(self._source.name)
+            spec = self._source.spec or _installed_tool(self._source.name)
             if spec.implementation is None:
                 raise errors.ToolError(f"{spec.name} is spec-only: it can be planned but not run")
             self._store = ArtifactStore(Path(self._workspace))
@@ -116,12 +114,6 @@ class ToolWorker:
                 instance.setup()
                 self._instance = instance
             self._spec = spec
-        except KeyError:
-            return CallFailure(
-                "ConfigError",
-                f"tool {self._source.name!r} is not installed on this Ray worker; install the package "
-                "that provides it on every node (or ship it with the job's working_dir)",
-            )
         except Exception as exc:  # setup() of any tool: report it instead of dying
             return CallFailure.of(exc)
         return WorkerInfo(os.getpid(), socket.gethostname(), os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -162,3 +154,18 @@ class ToolWorker:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop
+
+
+def _installed_tool(name: str) -> ToolSpec:
+    """The tool called ``name`` among the plugins installed on this worker.
+
+    Raises:
+        ConfigError: no installed plugin provides it here.
+    """
+    registry = Registry.discover()
+    if name not in registry:
+        raise errors.ConfigError(
+            f"tool {name!r} is not installed on this Ray worker; install the package that provides it "
+            "on every node (or ship it with the job's working_dir)"
+        )
+    return registry.get(name)
