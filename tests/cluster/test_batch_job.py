@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from llm_roles import grayscale_plan, planner_tags, responder, role
 from PIL import Image as PILImage
+from ray.job_submission import JobSubmissionClient
 from support.scripted_openai import ScriptedReply
 
 pytestmark = pytest.mark.timeout(240)
@@ -39,7 +40,7 @@ def job_dir(tmp_path) -> Path:
 def test_a_stopped_job_resubmitted_resumes_and_completes_every_item_once(ray_head, scripted_llm, job_dir, tmp_path):
     def slow_planner(request):
         reply = responder(grayscale_plan, answer="Gray: <resource-1>")(request)
-        return ScriptedReply(reply, delay_s=0.4) if role(request) == "planner" else reply
+        return ScriptedReply(reply, delay_s=0.8) if role(request) == "planner" else reply
 
     scripted_llm.respond_with(slow_planner)
     rows = [{"id": f"r{i}", "request": f"[item-{i}] gray", "attachments": [f"p{i % 4}.png"]} for i in range(8)]
@@ -62,8 +63,7 @@ def test_a_stopped_job_resubmitted_resumes_and_completes_every_item_once(ray_hea
         deadline = time.monotonic() + 120
         while len(read_results(out)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        stop = command("ray", "job", "stop", f"--address={ray_head.job_address}", job_id, env=env, cwd=job_dir)
-        assert stop.returncode == 0, stop.stderr
+        assert JobSubmissionClient(ray_head.job_address).stop_job(job_id)  # what `ray job stop` sends
         followed, _ = follower.communicate(timeout=60)
     finally:
         follower.kill()
