@@ -50,14 +50,17 @@ async def test_half_gpu_tools_place_two_at_a_time_and_idle_actors_make_room(ray_
     backend = backend_for(ray_head, tmp_path, half_gpu=PoolSize(0, 4), other_half_gpu=PoolSize(0, 1))
     await backend.start()
     try:
-        calls = [backend.run(reg.get("half_gpu"), ToolCall("half_gpu", {"seconds": 2.0}, "r", i)) for i in range(4)]
-        running = asyncio.gather(*calls)
+        # One plan, four independent tasks: each asks for its own actor.
+        plan = validate_plan([{"id": i, "tool": "half_gpu", "args": {"seconds": 2.0}} for i in range(1, 5)], reg)
+        running = asyncio.ensure_future(Executor(reg, backend).run(plan, request_id="r"))
         while ((pool := backend.pool("half_gpu")) is None or pool.live < 2) and not running.done():
             await asyncio.sleep(0.05)
-        # Four actors were asked for; Ray placed two, the other two wait for a GPU share.
+        # Ray placed two of the four actors; the other two wait for a GPU share.
         pending = [a for a in list_actors(address=ray_head.job_address) if a.state == "PENDING_CREATION"]
         assert (pool.live, pool.starting, len(pending)) == (2, 2, 2)
-        outputs = [o.value for o in await running]
+        results = await running
+        assert [r.status for r in results.values()] == ["succeeded"] * 4
+        outputs = [r.output["value"] for r in results.values()]
         assert pool.starting == 0  # once nobody waits, the pending actors are withdrawn
         assert len({o["pid"] for o in outputs}) == 2
         assert overlap([(o["start"], o["end"]) for o in outputs]) == 2
