@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -71,18 +72,19 @@ async def run_batch(
         skipped = len(items) - len(todo)
         echo(f"batch: {len(items)} items, {skipped} already done, {len(todo)} to run, {concurrency} at a time")
         progress = _Progress(len(items), skipped, echo)
-        gate = asyncio.Semaphore(max(1, concurrency))
+        chains = collections.deque(_threads(todo))
 
-        async def run_thread(chain: list[BatchItem]) -> None:
-            for item in chain:
-                async with gate:
+        async def worker() -> None:
+            # Each worker takes a whole thread at a time, so a conversation's turns stay in order.
+            while chains:
+                for item in chains.popleft():
                     record = await _run_item(item, orchestrator, requests.parent, out)
-                results.append(record)
-                progress.finished(record)
+                    results.append(record)
+                    progress.finished(record)
 
         interrupted = True
         try:
-            await asyncio.gather(*(run_thread(chain) for chain in _threads(todo)))
+            await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
             interrupted = False
         finally:
             results.write_error_manifest()
