@@ -304,7 +304,7 @@ def test_all_register_as_documented_image_tools():
         assert spec.description and spec.output_description and all(p.description for p in spec.params)
     generate = registry.get("controlnet_generate")
     assert generate.param("condition").display_type == '"canny"|"pose"|"depth"|"lineart"|"scribble"'
-    assert "pose of this photo" in generate.description
+    assert "pose of this photo" in generate.description and "image_edit" in generate.description
     assert generate.resources.gpu > 0 and registry.get("canny_edges").resources.gpu == 0
 
 

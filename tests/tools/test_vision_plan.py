@@ -7,8 +7,11 @@ fail their own task with a clear message while an independent task still succeed
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from core.llm_script import RoleScript
@@ -16,6 +19,8 @@ from PIL import Image as PILImage
 from test_blip_tools import save_tiny_blip
 
 from patchbay import Orchestrator, Provenance, Registry, Settings
+from patchbay.prompts import render
+from patchbay.tools.builtin import controlnet, diffusion
 from patchbay.tools.builtin.blip import ImageCaption
 from patchbay.tools.builtin.controlnet import CannyEdges
 from patchbay.tools.builtin.diffusion import TextToImage
@@ -144,3 +149,21 @@ async def test_bad_pictures_and_an_empty_prompt_fail_only_their_own_tasks(script
         assert results[task_id].status == "failed" and message in results[task_id].error, results[task_id].error
         assert "Traceback" not in results[task_id].error
     assert results[4].error.startswith(handle_of(files["bomb.png"]))
+
+
+# -- what the planner sees ------------------------------------------------------------------------
+SNAPSHOT = Path(__file__).parent / "snapshots" / "vision_tools.txt"
+
+
+def test_the_planner_sees_the_vision_tools_as_reviewed():
+    """The catalog lines and argument schemas the planner gets; regenerate with PATCHBAY_UPDATE_SNAPSHOTS=1."""
+    registry = Registry()
+    registry.add(*diffusion.TOOLS, *controlnet.TOOLS)
+    catalog = render("plan_system", tools=list(registry), examples=[]).split("# Tools", 1)[1].strip()
+    schemas = json.dumps({spec.name: spec.input_schema() for spec in registry}, indent=1, sort_keys=True)
+    text = f"{catalog}\n\n{schemas}\n"
+    if os.environ.get("PATCHBAY_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.exists(), "no snapshot yet; run with PATCHBAY_UPDATE_SNAPSHOTS=1 to create it"
+    assert text == SNAPSHOT.read_text(), "the vision tools' catalog changed; review the diff and update the snapshot"

@@ -110,9 +110,9 @@ def weights_availability(files: tuple[str, ...], what: str) -> Availability:
         return Availability(True, f"{listed} download from {source} on first use")
     return Availability(
         False,
-        f"{what} needs {listed} from {source}, which are not cached and cannot be downloaded here; on a machine "
-        f"with internet run 'hf download {source} {listed}', or set PATCHBAY_ANNOTATORS_MODEL to a directory "
-        "holding them",
+        f"{what} needs {listed} from {source}: not in the local cache, and no download is possible here; on a "
+        f"machine with internet run 'hf download {source} {listed}', or set PATCHBAY_ANNOTATORS_MODEL to a "
+        "directory holding the file(s)",
     )
 
 

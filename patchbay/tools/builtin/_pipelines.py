@@ -207,14 +207,15 @@ class DiffusionTool(Tool):
         import diffusers
 
         self.device, self.dtype = best_device()
+        self.loaded_model = self.model_id()
         self.pipeline = load_pipeline(
-            getattr(diffusers, self.pipeline_class), self.model_id(), self.model_env(), self.name
+            getattr(diffusers, self.pipeline_class), self.loaded_model, self.model_env(), self.name
         )
         # The in-process backend calls run() from several threads; a pipeline serves one call at a time.
         self._lock = threading.Lock()
 
     def _generate(self, pipeline: Any, seed: int, **arguments: Any) -> PILImage:
-        """Run ``pipeline`` with a CPU generator seeded by ``seed`` (the same picture on any device) and return it.
+        """Run ``pipeline`` with a CPU generator seeded by ``seed`` (the same start noise on any device); the picture.
 
         Raises:
             ToolError: the model's safety checker blanked the picture.
@@ -234,7 +235,7 @@ class DiffusionTool(Tool):
 
     def _parameters(self, seed: int, **settings: Any) -> dict[str, object]:
         """What goes into the PNG's text chunks: everything needed to make the same picture again."""
-        return {"tool": self.name, "model": self.model_id(), "seed": seed, **settings}
+        return {"tool": self.name, "model": self.loaded_model, "seed": seed, **settings}
 
 
 def seed_name(tool_name: str, seed: int) -> str:

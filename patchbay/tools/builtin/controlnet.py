@@ -325,17 +325,18 @@ class ControlNetGenerate(DiffusionTool):
         control_strength: float = 1.0,
         seed: int | None = None,
     ) -> Image:
-        """Draw a new picture described by a prompt that copies the pose, outlines, depth or lines of a given picture.
+        """Draw a picture of a new subject that keeps the pose, outlines or 3D layout of a given photo.
 
-        Use it for "draw a cat in the pose of this photo" (condition "pose"), "make a painting with
-        the same outlines" ("canny"), "the same scene layout" ("depth"), "colour this line drawing"
-        ("lineart") or "turn my sketch into a picture" ("scribble"). Give it the original photo: it
-        extracts the pose/edges/depth itself. To draw from text alone use text_to_image; to change a
-        picture by instruction use image_edit.
+        Use it for "draw a cat in the pose of this photo" (condition "pose"), "a painting with the
+        same outlines" ("canny"), "a castle with the same 3D layout" ("depth"), "colour this line
+        drawing" ("lineart") or "turn my sketch into a picture" ("scribble"). Give it the original
+        photo: it extracts the pose/edges/depth itself. To draw from text alone use text_to_image; to
+        edit the user's picture itself use image_edit.
 
         Args:
             image: the photo whose pose, outlines, depth or lines the new picture should follow.
-            prompt: what the new picture should show, in English, e.g. "a cat dancing, oil painting".
+            prompt: what the new picture should show, taken from the request (the subject and style the
+                user asked for), in English.
             condition: what to copy from the image: "pose" (body pose of people), "canny" (outlines),
                 "depth" (3D layout), "lineart" (line drawing) or "scribble" (rough sketch).
             image_is_map: true when the image already is a condition map (a skeleton, edge map,
@@ -375,7 +376,9 @@ class ControlNetGenerate(DiffusionTool):
         if is_map:
             control = picture.resize(size) if picture.size != size else picture
         else:
-            control = self._annotator_for(condition).annotate(picture, size)
+            annotator = self._annotator_for(condition)
+            with self._lock:
+                control = annotator.annotate(picture, size)
         pipeline = self._pipeline_for(condition)
         result = self._generate(
             pipeline,

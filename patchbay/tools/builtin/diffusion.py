@@ -118,11 +118,11 @@ class ImageEdit(DiffusionTool):
         image_guidance_scale: float = 1.5,
         seed: int | None = None,
     ) -> Image:
-        """Change an existing picture by following an instruction, e.g. "make it winter" or "turn the cat into a tiger".
+        """Edit the user's picture by an instruction, e.g. "make it winter", "make the sky stormy", "add a hat".
 
-        The layout of the picture stays; what the instruction names changes. Use it when
-        the user gives a picture and says how to change it. To draw from text alone use
-        text_to_image.
+        The picture stays; only what the instruction names changes. One call does the whole
+        edit: use it when the user gives a picture and says how it should look different (season,
+        weather, style, colours, objects). To draw from text alone use text_to_image.
 
         Args:
             image: the picture to change.
