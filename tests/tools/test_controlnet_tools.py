@@ -184,6 +184,21 @@ def test_annotators_without_weights_are_unavailable_with_the_fix(monkeypatch, tm
         tool().setup()
 
 
+@pytest.mark.parametrize("content", ["garbage", "wrong shapes"])
+def test_damaged_annotator_weights_are_a_config_error(monkeypatch, tmp_path, content):
+    import torch
+
+    path = tmp_path / "table5_pidinet.pth"
+    if content == "garbage":
+        path.write_bytes(b"this is not a checkpoint" * 10)
+    else:
+        torch.save({"state_dict": {"module.init_block.weight": torch.zeros(2, 2)}}, path)
+    monkeypatch.setenv("PATCHBAY_ANNOTATORS_MODEL", str(tmp_path))
+    assert ScribbleMap.available().ok, "the file is there; only loading can tell it is damaged"
+    with pytest.raises(ConfigError, match="the scribble annotator cannot load table5_pidinet.pth"):
+        ScribbleMap().setup()
+
+
 def test_uncached_hub_weights_are_unavailable_without_touching_the_network(monkeypatch):
     monkeypatch.setenv("PATCHBAY_ANNOTATORS_MODEL", "nobody-here/no-such-annotators")
     monkeypatch.setenv("PATCHBAY_DEPTH_MAP_MODEL", "nobody-here/no-such-depth")

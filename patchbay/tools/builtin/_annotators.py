@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pickle
 import sys
 import threading
 from pathlib import Path
@@ -48,6 +49,9 @@ AUX_PACKAGES = ("cv2", "controlnet_aux")
 # Packages whose __init__ must not run: it imports modules that need torchvision.
 _SKIP_INIT = ("controlnet_aux", "controlnet_aux.open_pose")
 _import_lock = threading.Lock()
+# What a wrong or damaged weights file raises: mismatched shapes or keys (RuntimeError, KeyError), a refused or
+# broken pickle (torch.load reads weights only; garbage fails with UnpicklingError, EOFError, IndexError, ...).
+_BAD_WEIGHTS = (RuntimeError, KeyError, OSError, ValueError, EOFError, IndexError, pickle.UnpicklingError)
 
 
 def detector_module(path: str) -> ModuleType:
@@ -226,7 +230,7 @@ class PoseAnnotator(Annotator):
         self.aux_util = detector_module("util")
         try:
             self.body = body_module.Body(weights_file(self.weight_files[0])).to(device)
-        except (RuntimeError, KeyError, OSError) as exc:  # wrong or damaged file: shapes or keys do not match
+        except _BAD_WEIGHTS as exc:
             raise ConfigError(f"the pose annotator cannot load {self.weight_files[0]}: {exc}") from exc
 
     def annotate(self, picture: PILImage.Image, size: tuple[int, int]) -> PILImage.Image:
@@ -314,8 +318,11 @@ class LineArtAnnotator(Annotator):
             availability = self.neural_availability()
             if not availability.ok:
                 raise ConfigError(f"{availability.reason}; or use style='standard', which needs no weights")
-            self.neural = detector_module("lineart").LineartDetector.from_pretrained(_weights_dir(self.neural_files))
-            self.neural.to(self.device)
+            extractor = detector_module("lineart").LineartDetector
+            try:
+                self.neural = extractor.from_pretrained(_weights_dir(self.neural_files)).to(self.device)
+            except _BAD_WEIGHTS as exc:
+                raise ConfigError(f"the line extractor cannot load {', '.join(self.neural_files)}: {exc}") from exc
         lines = self.neural(
             image,
             coarse=style == "coarse",
@@ -337,7 +344,7 @@ class ScribbleAnnotator(Annotator):
         detector = detector_module("pidi").PidiNetDetector
         try:
             self.detector = detector.from_pretrained(_weights_dir(self.weight_files)).to(device)
-        except (RuntimeError, KeyError, OSError) as exc:
+        except _BAD_WEIGHTS as exc:
             raise ConfigError(f"the scribble annotator cannot load {self.weight_files[0]}: {exc}") from exc
 
     def annotate(self, picture: PILImage.Image, size: tuple[int, int]) -> PILImage.Image:
