@@ -11,6 +11,7 @@ the executor stores it and hands the next task a handle.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -135,11 +136,16 @@ class Image(Media):
 
         label = self.artifact.id if self.artifact is not None else "image"
         try:
-            with PILImageModule.open(io.BytesIO(self.read_bytes())) as img:
-                if img.width * img.height > max_pixels:
-                    raise InputError(f"{label} is {img.width}x{img.height}, above the limit of {max_pixels} pixels")
-                img.load()
-                return img.copy()
+            with warnings.catch_warnings():
+                # Pillow's own bomb guard warns, then raises, at sizes our limit handles below.
+                warnings.simplefilter("ignore", PILImageModule.DecompressionBombWarning)
+                with PILImageModule.open(io.BytesIO(self.read_bytes())) as img:
+                    if img.width * img.height > max_pixels:
+                        raise InputError(f"{label} is {img.width}x{img.height}, above the limit of {max_pixels} pixels")
+                    img.load()
+                    return img.copy()
+        except PILImageModule.DecompressionBombError as exc:
+            raise InputError(f"{label} is too large to decode safely (above {max_pixels} pixels): {exc}") from exc
         except UnidentifiedImageError as exc:
             raise InputError(f"{label} is not an image Pillow can read ({self.mime})") from exc
         except (OSError, SyntaxError, ValueError) as exc:

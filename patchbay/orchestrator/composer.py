@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,10 @@ class ComposedAnswer:
 class Composer:
     """Asks the LLM to write the answer, then checks every file it cites."""
 
-    def __init__(self, client: ChatClient):
+    def __init__(self, client: ChatClient, name_of: Callable[[str], str | None] | None = None):
+        """``name_of`` gives an artifact's file name: it tells the LLM what a file is (e.g. which voice spoke)."""
         self.client = client
+        self.name_of = name_of
 
     def messages(
         self,
@@ -49,7 +52,7 @@ class Composer:
                     request=request,
                     attachments=attachments,
                     history=history,
-                    results=[_summarize(r) for r in results],
+                    results=[_summarize(r, self.name_of) for r in results],
                 ),
             },
         ]
@@ -100,13 +103,14 @@ def ground(text: str, results: list[TaskResult], citable: set[str]) -> str:
     return _HANDLE_LIKE.sub(lambda m: m.group(0) if m.group(0) in citable else "[no such file]", text)
 
 
-def _summarize(result: TaskResult) -> dict[str, Any]:
+def _summarize(result: TaskResult, name_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
     summary = result.error or ""
     if result.status == "succeeded" and result.output is not None:
         output = TaskOutput.from_dict(result.output)
         handles = output.handles()
         if handles:
-            summary = f"{output.kind} {', '.join(handles)}"
+            named = [f"{h} ({name})" if name_of and (name := name_of(h)) else h for h in handles]
+            summary = f"{output.kind} {', '.join(named)}"
         else:
             summary = str(output.value)
             if len(summary) > _SUMMARY_CHARS:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..artifacts import Artifact, ArtifactStore, Provenance, read_checked
 from ..config import Settings
+from ..errors import PatchbayError
 from ..llm.client import ChatClient
 from ..llm.connect import connect
 from ..tools import Registry
@@ -103,7 +104,7 @@ class Orchestrator:
             max_attempts=settings.max_plan_attempts,
             include_spec_only=self._dry_run,
         )
-        self.composer = Composer(self.client)
+        self.composer = Composer(self.client, name_of=self._artifact_name)
         backend = self._backend or make_backend(settings, self.store)
         self._backend = backend
         backend.bind_llm(self.client)
@@ -115,6 +116,12 @@ class Orchestrator:
             AsyncSqliteSaver.from_conn_string(str(self.store.workspace / "conversations.sqlite"))
         )
         self._graph = build_graph(saver)
+
+    def _artifact_name(self, handle: str) -> str | None:
+        try:
+            return self.store.get(handle).name
+        except PatchbayError:
+            return None
 
     async def aclose(self) -> None:
         """Close the conversation database, the workers and the embedded server."""

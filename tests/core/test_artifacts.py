@@ -96,3 +96,22 @@ def test_corrupt_and_oversized_images_fail_with_clear_errors(tmp_path):
     big = store.put_bytes(_png(size=(400, 300)), "image/png", Provenance("task", "r", 1, "t"))
     with pytest.raises(InputError, match="above the limit"):
         Image(big).to_pil(max_pixels=1000)
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size: what a decompression bomb looks like before any pixel."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_an_input_error_not_a_crash(tmp_path):
+    store = ArtifactStore(tmp_path)
+    bomb = store.put_bytes(_png_header_claiming(20000, 20000), "image/png", Provenance("task", "r", 1, "t"))
+    with pytest.raises(InputError, match="too large to decode safely"):
+        Image(bomb).to_pil()

@@ -96,7 +96,10 @@ async def test_transcribe_summarize_and_read_aloud_flows_by_reference(scripted_l
     assert 1.0 < soundfile.info(io.BytesIO(speech.path.read_bytes())).duration < 9.0
     assert answer.text == f"Here is the summary, read aloud: {speech.id}"
     composer_prompt = last_user(scripted_llm.requests[-1])
-    assert f"task 3 text_to_speech: succeeded -> audio {speech.id}" in composer_prompt
+    # The composer is told which engine spoke, so the answer can say so.
+    assert f"task 3 text_to_speech: succeeded -> audio {speech.id} (speech-espeak-ng-offline-fallback.wav)" in (
+        composer_prompt
+    )
     assert [role(r) for r in scripted_llm.requests] == ["planner", "tool", "composer"]
 
 
@@ -115,7 +118,9 @@ async def test_say_this_in_my_voice_clones_the_attached_recording(scripted_llm, 
     (cloned,) = answer.artifacts
     assert cloned.name == "cloned-voice-gpt-sovits.wav"
     assert request["text"] == "I will be ten minutes late." and request["ref_audio_path"].endswith(".wav")
-    assert "task 1 voice_clone: succeeded -> audio" in last_user(scripted_llm.requests[-1])
+    assert f"task 1 voice_clone: succeeded -> audio {cloned.id} (cloned-voice-gpt-sovits.wav)" in last_user(
+        scripted_llm.requests[-1]
+    )
 
 
 def test_the_planner_is_shown_unambiguous_audio_tools(audio_tools):

@@ -24,6 +24,8 @@ BUILTIN_TOOLS = {
     "audio_convert": "audio",
     "audio_resample": "audio",
     "audio_duration": "number",
+    "audio_mix": "audio",
+    "audio_spectrogram": "image",
     "text_summarize": "text",
     "text_translate": "text",
 }
@@ -33,6 +35,17 @@ MODEL_TOOLS = {
     "image_search": "list[image]",
     "classify": "text",
     "ocr": "text",
+    "speech_to_text": "text",
+    "text_to_speech": "audio",
+    "voice_clone": "audio",
+    "text_to_image": "image",
+    "image_edit": "image",
+    "controlnet_generate": "image",
+    "canny_edges": "image",
+    "pose_map": "image",
+    "depth_map": "image",
+    "line_art": "image",
+    "scribble_map": "image",
 }
 
 
