@@ -33,22 +33,27 @@ def user_text(request: str) -> str:
 def read_self_references_as_user_text(
     raw: list[dict[str, Any]], request: str, registry: Registry
 ) -> list[dict[str, Any]]:
-    """A text argument that names its own task's output means the user's own text.
+    """A text argument that names its own task's output, or a later task the plan lacks, means the user's text.
 
     "Summarize this: ..." planned as ``summarize(text="<resource-1>")`` in task 1
     is the commonest mistake of 1.5B planners; the request's text is what was meant.
     Media arguments are left for the validator: a file cannot be guessed.
     """
-    for position, task in enumerate(raw, start=1):
+    ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
+    for own_id, task in zip(ids, raw, strict=True):
         if task.get("tool") not in registry or not isinstance(task.get("args"), dict):
             continue
-        own_id = task["id"] if task.get("id") is not None else position
         spec = registry.get(task["tool"])
         for name, value in task["args"].items():
-            param = spec.param(name)
-            if param is not None and param.kind == "text" and whole_reference(value) == own_id:
+            param, ref = spec.param(name), whole_reference(value)
+            if param is not None and param.kind == "text" and _means_user_text(ref, own_id, ids):
                 task["args"][name] = user_text(request)
     return raw
+
+
+def _means_user_text(ref: int | None, own_id: int, ids: list[int]) -> bool:
+    """Its own output, or a later task that does not exist (a reference to 0 may be a 0-based one: kept)."""
+    return ref is not None and (ref == own_id or (ref > own_id and ref not in ids))
 
 
 def point_dangling_references_at(

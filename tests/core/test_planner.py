@@ -159,3 +159,12 @@ async def test_a_media_argument_naming_its_own_task_still_goes_back_for_repair(s
     plan = await planner_for(scripted_llm).aplan("describe photo.png", request_id="r")
     assert plan.task(1).args == {"image": "photo.png"}
     assert "refers to its own output" in scripted_llm.requests[1]["messages"][-1]["content"]
+
+
+async def test_a_text_argument_naming_a_later_task_the_plan_lacks_gets_the_users_text(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan({"tasks": [{"id": 1, "tool": "shout", "args": {"text": "<resource-2>"}}]})
+    )
+    plan = await planner_for(scripted_llm).aplan("Shout: we are live in five minutes", request_id="r")
+    assert plan.task(1).args == {"text": "we are live in five minutes"}
+    assert len(scripted_llm.requests) == 1
