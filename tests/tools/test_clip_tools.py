@@ -36,9 +36,7 @@ def clip_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, clip_dir):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+def offline(hub_offline, monkeypatch, clip_dir):
     monkeypatch.setenv("PATCHBAY_CLIP_MODEL", str(clip_dir))
 
 
