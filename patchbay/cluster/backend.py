@@ -172,6 +172,7 @@ class RayBackend(ExecutionBackend):
                 str(self.workspace),
                 self._llm,
                 make_room=self._make_room,
+                queue_per_actor=self.options.queue_per_actor,
             )
             self._pools[spec.name] = pool
         return pool

@@ -38,24 +38,32 @@ class RayOptions:
             reserves for its whole life (Ray cannot reserve CPUs per call on an
             actor); 1.0 is honest, lower values pack more idle actors on a node.
         idle_timeout_s: idle actors above their pool's minimum stop after this long.
+        queue_per_actor: calls one actor may hold at once when its pool is at its
+            maximum and every actor is busy: one running, the others waiting in
+            the actor's mailbox, so it never idles for a round trip between
+            calls. 1 turns queueing off (a call then waits for the first free actor).
 
     Environment variables:
         PATCHBAY_RAY_POOLS: ``tool=MIN:MAX`` pairs separated by commas, e.g.
             ``image_caption=1:2,image_resize=0:4``; ``*=MIN:MAX`` sets the default.
         PATCHBAY_RAY_CPU_SHARE: ``cpu_share`` (default 1.0).
         PATCHBAY_RAY_IDLE_S: ``idle_timeout_s`` (default 60).
+        PATCHBAY_RAY_QUEUE: ``queue_per_actor`` (default 2).
     """
 
     default_pool: PoolSize = field(default_factory=PoolSize)
     pools: Mapping[str, PoolSize] = field(default_factory=dict)
     cpu_share: float = 1.0
     idle_timeout_s: float = 60.0
+    queue_per_actor: int = 2
 
     def __post_init__(self) -> None:
         if not 0 <= self.cpu_share <= 1:
             raise ConfigError(f"cpu_share={self.cpu_share}; use a fraction between 0 and 1")
         if self.idle_timeout_s <= 0:
             raise ConfigError(f"idle_timeout_s={self.idle_timeout_s}; use a positive number of seconds")
+        if self.queue_per_actor < 1 or self.queue_per_actor != int(self.queue_per_actor):
+            raise ConfigError(f"queue_per_actor={self.queue_per_actor}; use a whole number, 1 or more")
 
     def pool_size(self, tool: str) -> PoolSize:
         return self.pools.get(tool, self.default_pool)
@@ -84,6 +92,7 @@ class RayOptions:
             pools=pools,
             cpu_share=_number(env, "PATCHBAY_RAY_CPU_SHARE", 1.0),
             idle_timeout_s=_number(env, "PATCHBAY_RAY_IDLE_S", 60.0),
+            queue_per_actor=_whole_number(env, "PATCHBAY_RAY_QUEUE", 2),
         )
 
 
@@ -113,3 +122,10 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}; use a number") from None
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    value = float(_number(env, name, default))
+    if not value.is_integer():
+        raise ConfigError(f"{name}={env.get(name)!r}; use a whole number")
+    return int(value)

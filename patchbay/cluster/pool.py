@@ -1,11 +1,17 @@
 """A pool of Ray actors serving one tool: calls from every conversation share it.
 
-Each actor serves one call at a time, so independent tasks of a plan land on
+Each actor runs one call at a time, so independent tasks of a plan land on
 different actors at once. The pool grows on demand up to its maximum (an actor
 Ray cannot place yet just stays pending while the others keep serving), keeps
-its minimum loaded, and replaces an actor that dies: the call that was on it
-fails with :class:`~patchbay.errors.TransientToolError`, which the executor
+its minimum loaded, and replaces an actor that dies: the calls that were on it
+fail with :class:`~patchbay.errors.TransientToolError`, which the executor
 retries, within its limit, on another actor.
+
+When every actor is busy and the pool cannot grow, a call may be queued on the
+least loaded actor (up to ``queue_per_actor`` calls each), in the actor's own
+Ray mailbox: the actor then starts it the moment the previous call ends,
+instead of idling for a round trip to this process. For cheap tools that round
+trip is a large part of each call.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class PooledActor:
     handle: Any
     info: WorkerInfo
     idle_since: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
 
 
 class ActorPool:
@@ -59,6 +66,8 @@ class ActorPool:
         llm: the planner's endpoint for tools that call it.
         make_room: called before an actor is created, so the backend can stop
             idle actors of other pools when the cluster has no room for it.
+        queue_per_actor: calls one actor may hold at once (one running, the
+            rest waiting in its mailbox) once the pool is at its maximum.
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class ActorPool:
         workspace: str,
         llm: LLMEndpoint | None = None,
         make_room: Callable[[ActorPool], None] | None = None,
+        queue_per_actor: int = 1,
     ):
         self.tool = source.name
         self.source = source
@@ -77,6 +87,7 @@ class ActorPool:
         self._workspace = workspace
         self._llm = llm
         self._make_room = make_room
+        self._queue_per_actor = max(1, queue_per_actor)
         self._idle: list[PooledActor] = []
         self._busy: set[PooledActor] = set()
         self._waiters: collections.deque[asyncio.Future[PooledActor]] = collections.deque()
@@ -94,6 +105,11 @@ class ActorPool:
     def starting(self) -> int:
         """Actors asked for and not ready yet (loading, or waiting for Ray to place them)."""
         return len(self._spawns)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent to actors and not finished: running, or waiting in an actor's mailbox."""
+        return sum(actor.in_flight for actor in self._busy)
 
     def handles(self, *, busy: bool | None = None) -> list[Any]:
         """Actor handles: all live ones, or only the busy (``True``) or idle (``False``) ones."""
@@ -141,7 +157,12 @@ class ActorPool:
         if self._idle:
             actor = self._idle.pop()  # the most recently used: its caches are warm
             self._busy.add(actor)
+            actor.in_flight = 1
             return actor
+        queued = self._least_loaded_busy()
+        if queued is not None:
+            queued.in_flight += 1
+            return queued
         waiter: asyncio.Future[PooledActor] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._rebalance()
@@ -154,18 +175,32 @@ class ActorPool:
                 self._waiters.remove(waiter)
             raise
 
+    def _least_loaded_busy(self) -> PooledActor | None:
+        """A busy actor that may take one more call in its mailbox: only when the pool cannot grow."""
+        if self._queue_per_actor == 1 or self._waiters or self.live + self.starting < self.size.max_size:
+            return None
+        open_actors = [actor for actor in self._busy if actor.in_flight < self._queue_per_actor]
+        return min(open_actors, key=lambda actor: actor.in_flight, default=None)
+
     def _release(self, actor: PooledActor) -> None:
-        """Hand ``actor`` to the longest-waiting caller, or park it as idle."""
-        self._busy.discard(actor)
+        """One call on ``actor`` ended: hand the slot to the longest-waiting caller, or park the actor as idle."""
+        actor.in_flight = max(0, actor.in_flight - 1)
+        if actor not in self._busy:  # retired meanwhile (another call on it saw it die)
+            return
         if self._closed:
+            self._busy.discard(actor)
             _kill(actor.handle)
             return
-        while self._waiters:
+        # Fill the actor's mailbox too, but only when no new actor can come for the waiting callers.
+        slots = 1 if self.live + self.starting < self.size.max_size else self._queue_per_actor
+        while self._waiters and actor.in_flight < slots:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                self._busy.add(actor)
+                actor.in_flight += 1
                 waiter.set_result(actor)
-                return
+        if actor.in_flight:
+            return
+        self._busy.discard(actor)
         actor.idle_since = time.monotonic()
         self._idle.append(actor)
         self._cancel_surplus_spawns()
@@ -221,7 +256,9 @@ class ActorPool:
         if isinstance(info, WorkerInfo):
             self._setup_failing = False
             log.info("%s: actor ready (pid %s on %s)", self.tool, info.pid, info.host)
-            self._release(PooledActor(handle, info))
+            actor = PooledActor(handle, info, in_flight=1)
+            self._busy.add(actor)
+            self._release(actor)
             return
         if isinstance(info, CallFailure):
             failure = CallFailure(info.error_type, f"{self.tool} could not be set up: {info.message}").to_exception()

@@ -166,3 +166,27 @@ async def test_killing_an_actor_mid_batch_loses_no_item(ray_head, tmp_path, scri
     retried = [t for r in records for t in r["tasks"] if t["attempts"] > 1]
     assert len(retried) >= 1 and summary["tasks_retried"] == len(retried)
     assert all(r["answer"] == f"Slept: item-{r['id'][1:]}" for r in records)
+
+
+async def test_a_busy_actor_queues_calls_and_a_death_there_loses_none_of_them(ray_head, tmp_path):
+    reg = registry(builtins=False)
+    options = RayOptions(pools={"sleepy": PoolSize(1, 1)}, idle_timeout_s=120, queue_per_actor=2)
+    backend = RayBackend(tmp_path, address=ray_head.gcs_address, options=options)
+    await backend.start()
+    try:
+        plan = validate_plan(
+            [{"id": i, "tool": "sleepy", "args": {"text": f"t{i}", "seconds": 1.5}} for i in (1, 2, 3)], reg
+        )
+        running = asyncio.ensure_future(Executor(reg, backend, retry_backoff_s=0.05).run(plan, request_id="r"))
+        # One actor, three calls: one runs, one waits in the actor's mailbox, one waits in the pool.
+        while (pool := backend.pool("sleepy")) is None or not pool.handles(busy=True):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        (victim,) = pool.handles(busy=True)
+        assert pool.in_flight == 2
+        ray.kill(victim, no_restart=True)
+        results = await running
+    finally:
+        await backend.close()
+    assert [(r.status, r.output["value"]) for r in results.values()] == [("succeeded", f"t{i}") for i in (1, 2, 3)]
+    assert sorted(r.attempts for r in results.values()) == [1, 2, 2]

@@ -63,7 +63,8 @@ def test_a_stopped_job_resubmitted_resumes_and_completes_every_item_once(ray_hea
         deadline = time.monotonic() + 120
         while len(read_results(out)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert JobSubmissionClient(ray_head.job_address).stop_job(job_id)  # what `ray job stop` sends
+        stopped = JobSubmissionClient(ray_head.job_address).stop_job(job_id)  # what `ray job stop` sends
+        assert stopped, f"the job ended before it was stopped:\n{follower.communicate(timeout=60)[0][-3000:]}"
         followed, _ = follower.communicate(timeout=60)
     finally:
         follower.kill()

@@ -13,8 +13,15 @@ from patchbay.orchestrator import InProcessBackend
 
 def test_pools_and_placement_come_from_the_environment():
     options = RayOptions.from_env(
-        {"PATCHBAY_RAY_POOLS": "image_caption=1:2, *=0:4", "PATCHBAY_RAY_CPU_SHARE": "0.5", "PATCHBAY_RAY_IDLE_S": "30"}
+        {
+            "PATCHBAY_RAY_POOLS": "image_caption=1:2, *=0:4",
+            "PATCHBAY_RAY_CPU_SHARE": "0.5",
+            "PATCHBAY_RAY_IDLE_S": "30",
+            "PATCHBAY_RAY_QUEUE": "3",
+        }
     )
+    assert options.queue_per_actor == 3
+    assert RayOptions.from_env({}).queue_per_actor == 2
     assert options.pool_size("image_caption") == PoolSize(1, 2)
     assert options.pool_size("anything_else") == PoolSize(0, 4)
     assert options.idle_timeout_s == 30
@@ -33,6 +40,8 @@ def test_pools_and_placement_come_from_the_environment():
         ({"PATCHBAY_RAY_POOLS": "a=3:1"}, "pool size 3:1 is not usable"),
         ({"PATCHBAY_RAY_CPU_SHARE": "lots"}, "PATCHBAY_RAY_CPU_SHARE='lots'; use a number"),
         ({"PATCHBAY_RAY_CPU_SHARE": "2"}, "cpu_share=2.0; use a fraction between 0 and 1"),
+        ({"PATCHBAY_RAY_QUEUE": "1.5"}, "PATCHBAY_RAY_QUEUE='1.5'; use a whole number"),
+        ({"PATCHBAY_RAY_QUEUE": "0"}, "queue_per_actor=0; use a whole number, 1 or more"),
     ],
 )
 def test_a_bad_setting_is_one_clear_error(env, message):
