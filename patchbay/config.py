@@ -9,8 +9,8 @@ from typing import Literal
 
 from .errors import ConfigError
 
-StructuredOutput = Literal["auto", "json_schema", "llama", "json_object", "none"]
-_STRUCTURED = ("auto", "json_schema", "llama", "json_object", "none")
+StructuredOutput = Literal["auto", "json_schema", "llama", "prefill", "json_object", "none"]
+_STRUCTURED = ("auto", "json_schema", "llama", "prefill", "json_object", "none")
 BackendName = Literal["in-process", "ray"]
 _BACKENDS = ("in-process", "ray")
 
@@ -26,7 +26,7 @@ class Settings:
         PATCHBAY_EMBEDDED_MODEL: which bundled model the embedded server runs
             (``qwen2.5-coder-1.5b`` or ``smollm2-135m``).
         PATCHBAY_WORKSPACE: the artifact store and conversation database.
-        PATCHBAY_STRUCTURED_OUTPUT: auto | json_schema | llama | json_object | none.
+        PATCHBAY_STRUCTURED_OUTPUT: auto | json_schema | llama | prefill | json_object | none.
         PATCHBAY_LLM_THREADS: CPU threads for the embedded server.
         PATCHBAY_BACKEND: where tools run: ``in-process`` or ``ray``.
         PATCHBAY_RAY_ADDRESS: the Ray cluster for the ray backend (``host:6379``,

@@ -71,6 +71,8 @@ class EmbeddedModel:
         description: what the model is and what it is good for.
         chat_format: a llama-cpp-python chat format to force; None uses the
             chat template stored in the GGUF itself.
+        chatml: whether that template is ChatML, so patchbay can write prompts
+            itself and begin the model's reply (the ``prefill`` output mode).
     """
 
     name: str
@@ -82,6 +84,7 @@ class EmbeddedModel:
     install: str
     description: str
     chat_format: str | None = None
+    chatml: bool = True
 
     @property
     def assembled(self) -> bool:

@@ -21,6 +21,13 @@ class ChatClient:
         json_schema: OpenAI's ``{"type": "json_schema", ...}``.
         llama: llama.cpp's server form ``{"type": "json_object", "schema": ...}``
             (its grammar enforces the schema; it rejects the OpenAI form).
+        prefill: no grammar; a caller's ``prefix`` starts the reply instead. The
+            messages are written out in ChatML (Qwen's and SmolLM2's format) and
+            sent to the text-completions endpoint with the prefix appended, so the
+            model continues a reply already begun in the right shape; the caller
+            validates the rest. For llama-cpp-python on CPU, where the grammar
+            sampler checks the whole vocabulary at every token (40-60 ms a token
+            for a plan, as long as the decoding itself), this halves a plan's time.
         json_object: JSON mode without a schema.
         none: plain text; the plan parser copes.
         auto: json_schema, falling back to none (once, remembered) if the server
@@ -56,6 +63,18 @@ class ChatClient:
         self._sync = openai.OpenAI(**options)
         self._async = openai.AsyncOpenAI(**options)
 
+    def _text_request(self, messages: Messages, prefix: str, max_tokens: int | None) -> dict[str, Any]:
+        """A text-completion request that continues ``messages`` with an assistant reply begun by ``prefix``."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "prompt": chatml(messages) + prefix,
+            "temperature": self.temperature,
+            "stop": list(CHATML_STOPS),
+        }
+        if max_tokens:
+            request["max_tokens"] = max_tokens
+        return request
+
     def _request(self, messages: Messages, schema: dict[str, Any] | None, max_tokens: int | None) -> dict[str, Any]:
         request: dict[str, Any] = {
             "model": self.model,
@@ -78,13 +97,28 @@ class ChatClient:
         return request
 
     def complete(
-        self, messages: Messages, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        prefix: str | None = None,
     ) -> str:
         """The assistant's reply text.
+
+        ``schema`` constrains the reply where the mode allows; in ``prefill`` mode
+        ``prefix`` begins the reply instead (and is part of the returned text).
+        Other modes ignore ``prefix``.
 
         Raises:
             LLMError: the endpoint is unreachable or answered with an error.
         """
+        if prefix is not None and self.structured == "prefill":
+            try:
+                response = self._sync.completions.create(**self._text_request(messages, prefix, max_tokens))
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
+            return prefix + _text(response)
         request = self._request(messages, schema, max_tokens)
         try:
             response = self._sync.chat.completions.create(**request)
@@ -97,9 +131,20 @@ class ChatClient:
         return _content(response)
 
     async def acomplete(
-        self, messages: Messages, *, schema: dict[str, Any] | None = None, max_tokens: int | None = None
+        self,
+        messages: Messages,
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        prefix: str | None = None,
     ) -> str:
         """Async :meth:`complete`."""
+        if prefix is not None and self.structured == "prefill":
+            try:
+                response = await self._async.completions.create(**self._text_request(messages, prefix, max_tokens))
+            except openai.OpenAIError as exc:
+                raise self._error(exc) from exc
+            return prefix + _text(response)
         request = self._request(messages, schema, max_tokens)
         try:
             response = await self._async.chat.completions.create(**request)
@@ -140,3 +185,20 @@ def _content(response: Any) -> str:
     if content is None:
         raise LLMError("the LLM returned an empty message")
     return content
+
+
+CHATML_STOPS = ("<|im_end|>", "<|endoftext|>")
+
+
+def chatml(messages: Messages) -> str:
+    """``messages`` in ChatML, ending with an open assistant turn (what Qwen's and SmolLM2's templates make)."""
+    turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return turns + "<|im_start|>assistant\n"
+
+
+def _text(response: Any) -> str:
+    try:
+        text = response.choices[0].text
+    except (AttributeError, IndexError) as exc:
+        raise LLMError(f"the LLM returned no text: {response!r:.200}") from exc
+    return text or ""

@@ -21,12 +21,15 @@ async def connect(settings: Settings) -> AsyncIterator[ChatClient]:
     base_url, model, structured = settings.base_url, settings.model, settings.structured_output
     server = None
     if settings.uses_embedded:
+        from .assets import EMBEDDED_MODELS
         from .embedded import start_embedded
 
         server = await asyncio.to_thread(start_embedded, settings.embedded_model, n_threads=settings.llm_threads)
         base_url, model = server.base_url, server.model_alias
         if structured == "auto":
-            structured = "llama"  # llama.cpp's server rejects OpenAI's json_schema form
+            # Begin the reply rather than constrain it: llama-cpp-python's grammar costs as much as decoding.
+            known = EMBEDDED_MODELS.get(settings.embedded_model)
+            structured = "prefill" if known is not None and known.chatml else "llama"
     try:
         yield ChatClient(
             base_url,

@@ -124,8 +124,14 @@ class Planner:
         messages = self.messages(request, attachments=attachments, history=history, feedback=feedback)
         last_error = ""
         raw: list[dict[str, Any]] | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            reply = await self.client.acomplete(messages, schema=schema)
+        replies: list[str] = []
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
+            reply = await self.client.acomplete(messages, schema=schema, prefix=PLAN_PREFIX, max_tokens=PLAN_MAX_TOKENS)
+            if reply in replies:
+                break  # the model repeats a rejected plan word for word: more repairs would too
+            replies.append(reply)
             try:
                 raw = parse_plan_text(reply)
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
@@ -145,12 +151,11 @@ class Planner:
             if plan.tasks:
                 if emit is not None:
                     emit(
-                        PlanRejected(
-                            request_id, reason="kept the valid part of the plan; " + dropped, attempt=self.max_attempts
-                        )
+                        PlanRejected(request_id, reason="kept the valid part of the plan; " + dropped, attempt=attempt)
                     )
                 return plan
-        raise PlanningFailed(f"no valid plan after {self.max_attempts} attempts; last problem: {last_error}")
+        tries = f"{attempt} attempts" if attempt > 1 else "1 attempt"
+        raise PlanningFailed(f"no valid plan after {tries}; last problem: {last_error}")
 
     def _salvage(self, raw: list[dict[str, Any]], check: LiteralCheck | None, allowed: set[str]) -> tuple[Plan, str]:
         """The largest valid part of a plan: drop tasks with problems until the rest validates."""
@@ -172,6 +177,11 @@ class Planner:
 
 
 _TASK_ID = re.compile(r"^task (\d+)\b")
+
+# How a plan reply begins when the client can begin it (``prefill`` output): compact JSON, steps first.
+PLAN_PREFIX = '{"steps": ['
+# A plan of 8 steps is about 300 tokens; the cap stops a reply that loops instead of closing its JSON.
+PLAN_MAX_TOKENS = 1024
 
 
 @functools.cache

@@ -49,4 +49,3 @@ def parse_docstring(doc: str | None) -> Docstring:
     result.summary = " ".join(" ".join(p.split()) for p in paragraphs if p.strip())
     result.returns = " ".join(returns)
     return result
-

@@ -168,3 +168,39 @@ async def test_a_text_argument_naming_a_later_task_the_plan_lacks_gets_the_users
     plan = await planner_for(scripted_llm).aplan("Shout: we are live in five minutes", request_id="r")
     assert plan.task(1).args == {"text": "we are live in five minutes"}
     assert len(scripted_llm.requests) == 1
+
+
+async def test_prefill_output_begins_the_reply_instead_of_constraining_it(scripted_llm):
+    # The model's text continues the prefix; the planner reads prefix + text as the plan.
+    scripted_llm.reply('"shout hi"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}')
+    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    assert plan.to_json() == {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}
+    sent = scripted_llm.requests[0]
+    assert "messages" not in sent and "response_format" not in sent
+    prompt = sent["prompt"]
+    assert prompt.startswith("<|im_start|>system\nYou are the planner of patchbay.")
+    assert prompt.endswith('\n# Request\nshout hi<|im_end|>\n<|im_start|>assistant\n{"steps": [')
+    assert sent["stop"] == ["<|im_end|>", "<|endoftext|>"] and sent["max_tokens"] == 1024
+
+
+async def test_a_repair_in_prefill_mode_shows_the_whole_rejected_reply(scripted_llm):
+    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}')
+    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}')
+    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    assert [t.tool for t in plan.tasks] == ["shout"]
+    repair = scripted_llm.requests[1]["prompt"]
+    rejected = (
+        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}'
+    )
+    assert rejected + "<|im_end|>\n<|im_start|>user\n" in repair
+    assert "unknown tool 'shouts'; did you mean shout?" in repair
+
+
+async def test_a_rejected_plan_repeated_word_for_word_ends_the_repairs(scripted_llm):
+    same = {"tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}
+    scripted_llm.respond_with(RoleScript().plan(same, same, same))
+    with pytest.raises(
+        PlanningFailed, match="(?s)no valid plan after 2 attempts; last problem: .*unknown tool 'shouts'"
+    ):
+        await planner_for(scripted_llm, attempts=3).aplan("shout hi", request_id="r")
+    assert len(scripted_llm.requests) == 2

@@ -19,6 +19,7 @@ import pytest
 
 from patchbay.errors import ConfigError, LLMError
 from patchbay.llm import EmbeddedServer, embedded, start_embedded
+from patchbay.llm.client import ChatClient
 
 # Bounded values only, so a small max_tokens cannot cut the JSON short.
 ANSWER_SCHEMA = {
@@ -172,6 +173,7 @@ def test_server_dies_with_its_parent_even_when_started_from_a_thread(llama_serve
     script = f"""
 import sys, threading, time
 from pathlib import Path
+from patchbay.llm.client import ChatClient
 from patchbay.llm import EmbeddedServer
 server = EmbeddedServer(Path({str(smollm2_path)!r}), model_alias="smol", n_ctx=512, n_threads=1,
                         log_path=Path({str(tmp_path / "orphan.log")!r}))
@@ -241,3 +243,18 @@ def test_qwen_answers_a_schema_constrained_request(llama_server, qwen_path, tmp_
         pid = server.pid
         server.stop()
     assert pid is not None and _gone(pid)
+
+
+@pytest.mark.embedded
+def test_prefill_prompts_match_the_models_own_chat_template(smol_server):
+    # The prefill mode writes ChatML itself; the same conversation must reach the model as the
+    # server's own template (the GGUF's) renders it, so greedy replies agree token for token.
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name a colour."},
+    ]
+    chat = ChatClient(smol_server.base_url, "none", "smollm2-135m", structured="none", max_retries=0)
+    prefill = ChatClient(smol_server.base_url, "none", "smollm2-135m", structured="prefill", max_retries=0)
+    assert prefill.complete(messages, prefix="", max_tokens=12) == chat.complete(messages, max_tokens=12)
+    begun = prefill.complete(messages, prefix='{"colour": "', max_tokens=12)
+    assert begun.startswith('{"colour": "') and len(begun) > len('{"colour": "')

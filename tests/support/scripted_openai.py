@@ -200,7 +200,7 @@ class ScriptedLLM:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of every chat-completion JSON body received, in arrival order."""
+        """A copy of every JSON body received (chat and text completions), in arrival order."""
         with self._lock:
             return list(self._requests)
 
@@ -300,7 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self._route() != "/v1/chat/completions":
+        route = self._route()
+        if route not in ("/v1/chat/completions", "/v1/completions"):
             self._send_not_found()
             return
         try:
@@ -317,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(answer, ScriptedError):
             self._send_error(answer)
+        elif route == "/v1/completions":
+            self._send_json(200, self._text_completion(body, answer.content))
         elif body.get("stream"):
             self._send_stream(body, answer.content)
         else:
@@ -342,6 +345,23 @@ class _Handler(BaseHTTPRequestHandler):
                     "finish_reason": "stop",
                 }
             ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _text_completion(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        """A ``/v1/completions`` answer: the scripted content continues the raw prompt."""
+        prompt_tokens = _rough_tokens(body.get("prompt", ""))
+        completion_tokens = _rough_tokens(text)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.server.scripted.model_id,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
