@@ -56,6 +56,17 @@ def parse_plan_text(text: str) -> list[dict[str, Any]]:
 _NOTHING = object()
 
 
+def parse_plan_steps(text: str) -> list[str]:
+    """The ``steps`` a reply lists before its tasks (the actions the model read in the request); [] if none."""
+    if not isinstance(text, str) or len(text) > MAX_PLAN_CHARS:
+        return []
+    for candidate in _candidates(_THINK.sub("", text).strip()):
+        value = _load_lenient(candidate)
+        if isinstance(value, dict) and isinstance(value.get("steps"), list):
+            return [step if isinstance(step, str) else json.dumps(step) for step in value["steps"]]
+    return []
+
+
 def _candidates(text: str) -> list[str]:
     """Fenced blocks first, then the whole reply, then each balanced JSON value in it."""
     found = [m.group(1).strip() for m in _FENCE.finditer(text)]

@@ -15,9 +15,15 @@ from ..prompts import render
 from ..tools import Registry, ToolSpec
 from ..tools._spec import is_media_kind
 from .events import Event, PlanRejected
-from .parse import parse_plan_text
+from .parse import parse_plan_steps, parse_plan_text
 from .plan import Plan
-from .reference_repair import point_dangling_references_at, read_self_references_as_user_text
+from .reference_repair import (
+    drop_downloads_of_local_files,
+    point_dangling_references_at,
+    read_self_references_as_user_text,
+    repoint_mistyped_references,
+)
+from .tool_resolution import resolve_unknown_tools
 from .validate import LiteralCheck, validate_plan
 
 
@@ -134,8 +140,13 @@ class Planner:
             replies.append(reply)
             try:
                 raw = parse_plan_text(reply)
+                raw = resolve_unknown_tools(
+                    raw, parse_plan_steps(reply), tools, self.registry, allowed_links=self.allowed_links
+                )
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
+                raw = repoint_mistyped_references(raw, request, self.registry, self.allowed_links)
+                raw = drop_downloads_of_local_files(raw, self.registry)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:
                 last_error = str(exc)

@@ -10,10 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..tools import Registry
-from .plan import whole_reference
+from ..sniff import claimed_mime, kind_of_mime
+from ..tools import Registry, kinds_compatible
+from ..tools._spec import is_media_kind
+from .plan import references_in, whole_reference
 
-__all__ = ["point_dangling_references_at", "read_self_references_as_user_text", "user_text"]
+__all__ = [
+    "drop_downloads_of_local_files",
+    "point_dangling_references_at",
+    "read_self_references_as_user_text",
+    "repoint_mistyped_references",
+    "user_text",
+]
 
 # Quoted spans: "...", '...', “...”, ‘...’. An apostrophe inside a word is not a quote.
 _QUOTED = re.compile(r"\"([^\"]*)\"|“([^”]*)”|‘([^’]*)’|(?<!\w)'([^']*)'(?!\w)")
@@ -72,3 +80,101 @@ def point_dangling_references_at(
             if ref is not None and ref not in ids and param is not None and param.kind in latest:
                 task["args"][name] = latest[param.kind]
     return raw
+
+
+# File names in a request: "photo.jpg", 'example.mp4', song.wav (a dot, then a short extension).
+_FILE_NAME = re.compile(r"(?<![\w/.-])([\w-]+(?:\.[\w-]+)*\.[A-Za-z0-9]{2,5})(?![\w/])")
+
+
+def repoint_mistyped_references(
+    raw: list[dict[str, Any]],
+    request: str,
+    registry: Registry,
+    allowed_links: set[tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """A media argument whose ``<resource-N>`` cannot be right points where the plan's shape says instead.
+
+    A reference cannot be right when it names its own task, a task the plan
+    lacks, or a task that makes another kind of thing (an image for a video
+    argument). Small models write these when they number the user's own inputs
+    as resources, or shift every reference by one. The argument then means the
+    nearest earlier task that makes its kind (and may link to this tool), else
+    the one file of that kind the request names. With neither, the validator
+    reports the reference as it is.
+    """
+    ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
+    if 0 not in ids and any(0 in references_in(task.get("args")) for task in raw):
+        return raw  # numbered from 0: the validator shifts every reference at once
+    outputs = {
+        task_id: registry.get(task["tool"]).output_kind
+        for task_id, task in zip(ids, raw, strict=True)
+        if isinstance(task.get("tool"), str) and task["tool"] in registry
+    }
+    for position, (own_id, task) in enumerate(zip(ids, raw, strict=True)):
+        if task.get("tool") not in registry or not isinstance(task.get("args"), dict):
+            continue
+        spec = registry.get(task["tool"])
+        for name, value in task["args"].items():
+            param, ref = spec.param(name), whole_reference(value)
+            if param is None or ref is None or not is_media_kind(param.kind) or param.kind.startswith("list["):
+                continue
+            if ref != own_id and ref in outputs and kinds_compatible(outputs[ref], param.kind):
+                continue
+            used = {whole_reference(v) for v in task["args"].values()}
+            earlier = [
+                task_id
+                for task_id, task_before in zip(ids[:position], raw[:position], strict=True)
+                if task_id in outputs and task_id not in used and kinds_compatible(outputs[task_id], param.kind)
+                and (allowed_links is None or (task_before["tool"], spec.name) in allowed_links)
+            ]  # fmt: skip
+            if earlier:
+                task["args"][name] = f"<resource-{earlier[-1]}>"
+            elif len(files := _files_of_kind(request, param.kind)) == 1:
+                task["args"][name] = files[0]
+    return raw
+
+
+def _files_of_kind(request: str, kind: str) -> list[str]:
+    names = dict.fromkeys(m.group(1) for m in _FILE_NAME.finditer(request))
+    return [n for n in names if (mime := claimed_mime(n)) is not None and kind_of_mime(mime) == kind]
+
+
+_WEB_ADDRESS = re.compile(r"^(https?://|www\.)", re.IGNORECASE)
+
+
+def drop_downloads_of_local_files(raw: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
+    """A "download" of a file the user already has is no step: its consumers take the file itself.
+
+    Small models put a downloader in front of ``example.jpg`` even when told not
+    to. A task whose only argument is a url-kind one holding a plain file name
+    is removed, and every whole reference to it becomes that file name (the
+    validator then checks the file's kind against each consumer).
+    """
+    ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
+    local: dict[int, str] = {}
+    for own_id, task in zip(ids, raw, strict=True):
+        if task.get("tool") not in registry or not isinstance(task.get("args"), dict) or len(task["args"]) != 1:
+            continue
+        spec = registry.get(task["tool"])
+        ((name, value),) = task["args"].items()
+        param = spec.param(name)
+        if param is not None and param.kind == "url" and isinstance(value, str) and _is_file_name(value):
+            local[own_id] = value.strip()
+    if not local or len(local) == len(raw):
+        return raw
+    kept = []
+    for own_id, task in zip(ids, raw, strict=True):
+        if own_id in local:
+            continue
+        if isinstance(task.get("args"), dict):
+            task["args"] = {
+                name: local.get(ref, value) if (ref := whole_reference(value)) is not None else value
+                for name, value in task["args"].items()
+            }
+        kept.append({**task, "id": own_id})
+    return kept
+
+
+def _is_file_name(value: str) -> bool:
+    value = value.strip()
+    return bool(_FILE_NAME.fullmatch(value)) and not _WEB_ADDRESS.match(value) and claimed_mime(value) is not None

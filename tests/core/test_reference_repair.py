@@ -25,3 +25,104 @@ from patchbay.orchestrator.reference_repair import user_text
 )
 def test_user_text(request_text, expected):
     assert user_text(request_text) == expected
+
+
+# --- references that cannot be right ------------------------------------------------
+
+TOOLS = [
+    ("Text Expander", ["text"], "text"),
+    ("Text-to-Image", ["text"], "image"),
+    ("Image-to-Text", ["image"], "text"),
+    ("Image Colorizer", ["image"], "image"),
+    ("Video Voiceover", ["video", "text"], "video"),
+    ("Video-to-Image", ["video"], "image"),
+]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    import json
+
+    from patchbay.tools import Registry
+
+    nodes = [{"id": n, "desc": f"{n}.", "input-type": i, "output-type": [o]} for n, i, o in TOOLS]
+    path = tmp_path_factory.mktemp("tools") / "tool_desc.json"
+    path.write_text(json.dumps({"nodes": nodes}))
+    reg = Registry()
+    reg.load_spec_file(path, source="test")
+    return reg
+
+
+def tasks(*calls):
+    return [{"id": i, "tool": tool, "args": dict(args)} for i, (tool, args) in enumerate(calls, 1)]
+
+
+def test_a_reference_to_the_wrong_kind_or_to_itself_points_at_the_nearest_earlier_maker(registry):
+    from patchbay.orchestrator.reference_repair import repoint_mistyped_references
+
+    request = "Expand 'sunset at the beach', draw it, read the text back, and voice it over example.mp4."
+    raw = tasks(
+        ("Text Expander", {"text": "sunset at the beach"}),
+        ("Text-to-Image", {"text": "<resource-1>"}),
+        ("Image-to-Text", {"image": "<resource-3>"}),  # itself: means the picture of task 2
+        ("Video Voiceover", {"video": "<resource-4>", "text": "<resource-3>"}),  # no earlier video: the user's file
+    )
+    fixed = repoint_mistyped_references(raw, request, registry)
+    assert [t["args"] for t in fixed] == [
+        {"text": "sunset at the beach"},
+        {"text": "<resource-1>"},
+        {"image": "<resource-2>"},
+        {"video": "example.mp4", "text": "<resource-3>"},
+    ]
+
+
+def test_a_right_reference_an_unfixable_one_and_a_zero_based_plan_are_left_alone(registry):
+    from patchbay.orchestrator.reference_repair import repoint_mistyped_references
+
+    right = tasks(("Text-to-Image", {"text": "a cat"}), ("Image Colorizer", {"image": "<resource-1>"}))
+    assert repoint_mistyped_references(right, "draw a cat, colour it", registry) == right
+    # An image is wanted, nothing earlier makes one, and the request names two pictures: no guess.
+    unfixable = tasks(("Image Colorizer", {"image": "<resource-1>"}))
+    request = "colour a.png or b.png"
+    assert repoint_mistyped_references(unfixable, request, registry)[0]["args"] == {"image": "<resource-1>"}
+    zero_based = tasks(("Text-to-Image", {"text": "a cat"}), ("Image Colorizer", {"image": "<resource-0>"}))
+    assert repoint_mistyped_references(zero_based, "draw a cat, colour it", registry)[1]["args"] == {
+        "image": "<resource-0>"
+    }
+
+
+def test_allowed_links_decide_which_earlier_task_is_meant(registry):
+    from patchbay.orchestrator.reference_repair import repoint_mistyped_references
+
+    raw = tasks(
+        ("Text-to-Image", {"text": "a cat"}),
+        ("Video-to-Image", {"video": "clip.mp4"}),
+        ("Image-to-Text", {"image": "<resource-3>"}),
+    )
+    links = {("Text-to-Image", "Image-to-Text")}
+    assert repoint_mistyped_references(raw, "x", registry, links)[2]["args"] == {"image": "<resource-1>"}
+    raw[2]["args"] = {"image": "<resource-3>"}
+    assert repoint_mistyped_references(raw, "x", registry)[2]["args"] == {"image": "<resource-2>"}
+
+
+def test_a_download_of_a_file_the_user_has_is_dropped_and_its_consumers_take_the_file(tmp_path):
+    import json
+
+    from patchbay.orchestrator.reference_repair import drop_downloads_of_local_files
+    from patchbay.tools import Registry
+
+    nodes = [
+        {"id": "Video Downloader", "desc": "Downloads a video.", "input-type": ["url"], "output-type": ["video"]},
+        {"id": "Video-to-Audio", "desc": "Its sound.", "input-type": ["video"], "output-type": ["audio"]},
+    ]
+    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
+    reg = Registry()
+    reg.load_spec_file(tmp_path / "tools.json", source="test")
+    raw = tasks(("Video Downloader", {"url": "example.mp4"}), ("Video-to-Audio", {"video": "<resource-1>"}))
+    assert drop_downloads_of_local_files(raw, reg) == [
+        {"id": 2, "tool": "Video-to-Audio", "args": {"video": "example.mp4"}}
+    ]
+    web = tasks(("Video Downloader", {"url": "https://x.org/a.mp4"}), ("Video-to-Audio", {"video": "<resource-1>"}))
+    assert drop_downloads_of_local_files(web, reg) == web
+    alone = tasks(("Video Downloader", {"url": "example.mp4"}))
+    assert drop_downloads_of_local_files(alone, reg) == alone  # nothing else to do: the validator explains

@@ -1,0 +1,111 @@
+"""Unknown tool names read as the catalog tool the task needs: by input and output kinds, links, then meaning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patchbay.orchestrator.parse import parse_plan_steps, parse_plan_text
+from patchbay.orchestrator.tool_resolution import resolve_unknown_tools, text_similarity
+from patchbay.tools import Registry
+
+TOOLS = [
+    ("Text Sentiment Analysis", "Analyzes the sentiment of a given text.", ["text"], "text"),
+    ("Text-to-Video", "Generates a video based on a given text description.", ["text"], "video"),
+    ("Video Search", "Searches for videos on the internet based on a given query.", ["text"], "video"),
+    ("Video-to-Audio", "Extracts the audio track from a given video file.", ["video"], "audio"),
+    ("Video-to-Text", "Transcribes speech from a video file into text.", ["video"], "text"),
+    ("Video-to-Image", "Extracts a still image from a given video.", ["video"], "image"),
+    ("Audio Effects", "Applies audio effects such as reverb to a given audio file.", ["audio", "text"], "audio"),
+    ("Image Stitcher", "Stitches together two input images into a collage.", ["image", "image"], "image"),
+]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Registry:
+    nodes = [
+        {"id": name, "desc": desc, "input-type": inputs, "output-type": [output]}
+        for name, desc, inputs, output in TOOLS
+    ]
+    path = tmp_path_factory.mktemp("tools") / "tool_desc.json"
+    path.write_text(json.dumps({"nodes": nodes}))
+    reg = Registry()
+    reg.load_spec_file(path, source="test")
+    return reg
+
+
+def words_only(query, texts):
+    """The fallback scorer, so these tests do not depend on the sentence model."""
+    from patchbay.orchestrator import tool_resolution
+
+    return [len(tool_resolution._stems(query) & tool_resolution._stems(t)) for t in texts]
+
+
+def resolve(reply: str, registry: Registry, links=None, similarity=words_only):
+    catalog = registry.plannable(include_spec_only=True)
+    raw = parse_plan_text(reply)
+    return resolve_unknown_tools(
+        raw, parse_plan_steps(reply), catalog, registry, allowed_links=links, similarity=similarity
+    )
+
+
+def plan(steps: list[str], *tasks: tuple[str, dict]) -> str:
+    return json.dumps(
+        {"steps": steps, "tasks": [{"id": i, "tool": tool, "args": args} for i, (tool, args) in enumerate(tasks, 1)]}
+    )
+
+
+def test_input_and_output_kinds_pick_the_tool_and_the_arguments_follow_it(registry):
+    reply = plan(
+        ["analyze the sentiment", "create a video portraying it", "extract the audio from the video"],
+        ("Text Sentiment Analysis", {"text": "I am happy"}),
+        ("Video Creator", {"prompt": "<resource-1>", "style": "animated"}),
+        ("Audio Extractor", {"clip": "<resource-2>"}),
+    )
+    tasks = resolve(reply, registry)
+    assert [(t["tool"], t["args"]) for t in tasks] == [
+        ("Text Sentiment Analysis", {"text": "I am happy"}),
+        # text in, video out (task 3 takes a video): Text-to-Video or Video Search; "create a video" decides.
+        ("Text-to-Video", {"text": "<resource-1>"}),
+        # a video in, and the step says audio: Video-to-Audio, not Video-to-Text or Video-to-Image.
+        ("Video-to-Audio", {"video": "<resource-2>"}),
+    ]
+
+
+def test_a_file_name_gives_its_kind_and_known_tools_are_never_touched(registry):
+    reply = plan(
+        ["add reverb to song.wav", "grab a frame of clip.mp4"],
+        ("Reverb Adder", {"file": "song.wav", "effect": "reverb"}),
+        ("Video-to-Image", {"video": "clip.mp4"}),
+    )
+    tasks = resolve(reply, registry)
+    assert [(t["tool"], t["args"]) for t in tasks] == [
+        ("Audio Effects", {"audio": "song.wav", "text": "reverb"}),
+        ("Video-to-Image", {"video": "clip.mp4"}),
+    ]
+
+
+def test_allowed_links_rule_out_a_candidate(registry):
+    reply = plan(
+        ["make a video about cats", "get its sound"],
+        ("Make Video", {"text": "cats"}),
+        ("Video-to-Audio", {"video": "<resource-1>"}),
+    )
+    links = {("Video Search", "Video-to-Audio")}  # the graph only lets a searched video feed Video-to-Audio
+    assert resolve(reply, registry, links)[0]["tool"] == "Video Search"
+    assert resolve(reply, registry)[0]["tool"] == "Text-to-Video"
+
+
+def test_no_fitting_tool_leaves_the_name_for_the_validator(registry):
+    reply = plan(["transcribe the podcast"], ("Speech Recognizer", {"audio": "podcast.mp3"}))
+    assert resolve(reply, registry)[0]["tool"] == "Speech Recognizer"  # nothing here takes audio and gives text
+
+
+def test_the_sentence_model_ranks_by_meaning():
+    scores = text_similarity(
+        "extract the audio from the video audio extractor",
+        ["Video-to-Audio: Extracts the audio track from a given video file.",
+         "Video-to-Image: Extracts a still image from a given video."],
+    )  # fmt: skip
+    assert scores[0] > scores[1]
