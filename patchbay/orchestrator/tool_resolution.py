@@ -34,6 +34,9 @@ __all__ = ["resolve_unknown_tools", "text_similarity"]
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 # The chosen tool must be about as close to the step as the closest tool of all, types aside.
 CLOSE_ENOUGH = 0.85
+# all-MiniLM-L6-v2 cosines under this are noise between short texts ("teleport" and "Always fails"
+# score 0.31; the right tool for an invented name scored 0.59-0.69 in the TaskBench cases looked at).
+UNRELATED_BELOW = 0.35
 
 
 def resolve_unknown_tools(
@@ -187,11 +190,15 @@ def _words(name: str) -> str:
 
 
 def text_similarity(query: str, texts: Sequence[str]) -> list[float]:
-    """Cosine similarity of ``query`` to each text with all-MiniLM-L6-v2, else word overlap where it is missing."""
+    """How close ``query`` is to each text, 0 for unrelated: all-MiniLM-L6-v2 cosines, else word overlap.
+
+    Cosines under ``UNRELATED_BELOW`` count as 0, so a name that resembles no
+    tool is left for the validator instead of being read as the least bad one.
+    """
     encoder = _sentence_encoder()
     if encoder is not None:
         vectors = encoder.embed_texts([query, *texts])
-        return [float(v) for v in vectors[1:] @ vectors[0]]
+        return [float(v) if v >= UNRELATED_BELOW else 0.0 for v in vectors[1:] @ vectors[0]]
     query_words = _stems(query)
     return [len(query_words & _stems(text)) / (len(_stems(text)) ** 0.5 or 1.0) for text in texts]
 

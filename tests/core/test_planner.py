@@ -50,7 +50,7 @@ async def test_llama_server_form_of_the_schema(scripted_llm):
 async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(
-            {"tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]},
+            {"tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]},
             'Sorry, here: ```json\n{"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}\n```',
         )
     )
@@ -58,9 +58,17 @@ async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
     plan = await planner_for(scripted_llm).aplan("shout hi", request_id="r", emit=events.append)
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["messages"]
-    assert repair[-2]["role"] == "assistant" and "shouts" in repair[-2]["content"]
-    assert "unknown tool 'shouts'; did you mean shout?" in repair[-1]["content"]
+    assert repair[-2]["role"] == "assistant" and '"txt"' in repair[-2]["content"]
+    assert "unknown argument 'txt' (arguments: text, times)" in repair[-1]["content"]
     assert [type(e) for e in events] == [PlanRejected]
+
+
+async def test_an_invented_tool_name_is_read_as_the_fitting_tool_without_a_repair(scripted_llm):
+    reply = {"steps": ["shout it"], "tasks": [{"id": 1, "tool": "Shouter", "args": {"words": "hi"}}]}
+    scripted_llm.respond_with(RoleScript().plan(reply))
+    plan = await planner_for(scripted_llm).aplan("shout hi", request_id="r")
+    assert plan.to_json() == {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}
+    assert len(scripted_llm.requests) == 1
 
 
 async def test_the_repair_budget_is_bounded(scripted_llm):
@@ -149,14 +157,23 @@ async def test_a_text_argument_naming_its_own_task_gets_the_users_text_without_a
     assert len(scripted_llm.requests) == 1
 
 
-async def test_a_media_argument_naming_its_own_task_still_goes_back_for_repair(scripted_llm):
+async def test_a_media_argument_naming_its_own_task_means_the_one_file_the_request_names(scripted_llm):
+    scripted_llm.respond_with(
+        RoleScript().plan({"tasks": [{"id": 1, "tool": "caption", "args": {"image": "<resource-1>"}}]})
+    )
+    plan = await planner_for(scripted_llm).aplan("describe photo.png", request_id="r")
+    assert plan.task(1).args == {"image": "photo.png"}
+    assert len(scripted_llm.requests) == 1
+
+
+async def test_a_media_argument_naming_its_own_task_with_no_file_to_mean_goes_back_for_repair(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(
             {"tasks": [{"id": 1, "tool": "caption", "args": {"image": "<resource-1>"}}]},
             {"tasks": [{"id": 1, "tool": "caption", "args": {"image": "photo.png"}}]},
         )
     )
-    plan = await planner_for(scripted_llm).aplan("describe photo.png", request_id="r")
+    plan = await planner_for(scripted_llm).aplan("describe photo.png or snap.png", request_id="r")
     assert plan.task(1).args == {"image": "photo.png"}
     assert "refers to its own output" in scripted_llm.requests[1]["messages"][-1]["content"]
 
@@ -184,23 +201,23 @@ async def test_prefill_output_begins_the_reply_instead_of_constraining_it(script
 
 
 async def test_a_repair_in_prefill_mode_shows_the_whole_rejected_reply(scripted_llm):
-    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}')
+    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}')
     scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}')
     plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["prompt"]
     rejected = (
-        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}'
+        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}'
     )
     assert rejected + "<|im_end|>\n<|im_start|>user\n" in repair
-    assert "unknown tool 'shouts'; did you mean shout?" in repair
+    assert "unknown argument 'txt'" in repair
 
 
 async def test_a_rejected_plan_repeated_word_for_word_ends_the_repairs(scripted_llm):
-    same = {"tasks": [{"id": 1, "tool": "shouts", "args": {"text": "hi"}}]}
+    same = {"tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}
     scripted_llm.respond_with(RoleScript().plan(same, same, same))
     with pytest.raises(
-        PlanningFailed, match="(?s)no valid plan after 2 attempts; last problem: .*unknown tool 'shouts'"
+        PlanningFailed, match="(?s)no valid plan after 2 attempts; last problem: .*unknown argument 'txt'"
     ):
         await planner_for(scripted_llm, attempts=3).aplan("shout hi", request_id="r")
     assert len(scripted_llm.requests) == 2
