@@ -257,6 +257,14 @@ def _rough_tokens(value: Any) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 def _stream_pieces(content: str) -> list[str]:
     """Split text into word-sized pieces (whitespace kept) so a stream has several chunks."""
     pieces: list[str] = []
@@ -345,11 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": _usage(prompt_tokens, completion_tokens),
         }
 
     def _text_completion(self, body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -362,11 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": body.get("model") or self.server.scripted.model_id,
             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": _usage(prompt_tokens, completion_tokens),
         }
 
     def _send_stream(self, body: dict[str, Any], content: str) -> None:
