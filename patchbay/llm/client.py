@@ -33,6 +33,9 @@ class ChatClient:
         auto: json_schema, falling back to none (once, remembered) if the server
             rejects it.
 
+    ``extra_body`` adds fields the server understands beyond OpenAI's to every
+    request (llama.cpp's ``repeat_penalty``, vLLM's ``top_k``).
+
     Example:
         >>> client = ChatClient("http://127.0.0.1:8080/v1", "none", "qwen")
         >>> client.complete([{"role": "user", "content": "Say hi"}])
@@ -49,11 +52,13 @@ class ChatClient:
         temperature: float = 0.0,
         timeout_s: float = 300.0,
         max_retries: int = 1,
+        extra_body: dict[str, Any] | None = None,
     ):
         self.base_url = base_url
         self.model = model
         self.structured: StructuredOutput = structured
         self.temperature = temperature
+        self.extra_body = dict(extra_body or {})
         options: dict[str, Any] = {
             "base_url": base_url,
             "api_key": api_key or "not-needed",
@@ -63,24 +68,34 @@ class ChatClient:
         self._sync = openai.OpenAI(**options)
         self._async = openai.AsyncOpenAI(**options)
 
-    def _text_request(self, messages: Messages, prefix: str, max_tokens: int | None) -> dict[str, Any]:
+    def _text_request(
+        self, messages: Messages, prefix: str, max_tokens: int | None, stop: tuple[str, ...]
+    ) -> dict[str, Any]:
         """A text-completion request that continues ``messages`` with an assistant reply begun by ``prefix``."""
         request: dict[str, Any] = {
             "model": self.model,
             "prompt": chatml(messages) + prefix,
             "temperature": self.temperature,
-            "stop": list(CHATML_STOPS),
+            "stop": [*CHATML_STOPS, *stop],
         }
+        if self.extra_body:
+            request["extra_body"] = self.extra_body
         if max_tokens:
             request["max_tokens"] = max_tokens
         return request
 
-    def _request(self, messages: Messages, schema: dict[str, Any] | None, max_tokens: int | None) -> dict[str, Any]:
+    def _request(
+        self, messages: Messages, schema: dict[str, Any] | None, max_tokens: int | None, stop: tuple[str, ...]
+    ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": self.temperature,
         }
+        if stop:
+            request["stop"] = list(stop)
+        if self.extra_body:
+            request["extra_body"] = self.extra_body
         if max_tokens:
             request["max_tokens"] = max_tokens
         if schema is not None:
@@ -103,28 +118,29 @@ class ChatClient:
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         prefix: str | None = None,
+        stop: tuple[str, ...] = (),
     ) -> str:
         """The assistant's reply text.
 
         ``schema`` constrains the reply where the mode allows; in ``prefill`` mode
         ``prefix`` begins the reply instead (and is part of the returned text).
-        Other modes ignore ``prefix``.
+        Other modes ignore ``prefix``. The reply ends before any of ``stop``.
 
         Raises:
             LLMError: the endpoint is unreachable or answered with an error.
         """
         if prefix is not None and self.structured == "prefill":
             try:
-                response = self._sync.completions.create(**self._text_request(messages, prefix, max_tokens))
+                response = self._sync.completions.create(**self._text_request(messages, prefix, max_tokens, stop))
             except openai.OpenAIError as exc:
                 raise self._error(exc) from exc
             return prefix + _text(response)
-        request = self._request(messages, schema, max_tokens)
+        request = self._request(messages, schema, max_tokens, stop)
         try:
             response = self._sync.chat.completions.create(**request)
         except openai.BadRequestError as exc:
             if self._fall_back(request, exc):
-                return self.complete(messages, schema=schema, max_tokens=max_tokens)
+                return self.complete(messages, schema=schema, max_tokens=max_tokens, stop=stop)
             raise self._error(exc) from exc
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
@@ -137,20 +153,21 @@ class ChatClient:
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         prefix: str | None = None,
+        stop: tuple[str, ...] = (),
     ) -> str:
         """Async :meth:`complete`."""
         if prefix is not None and self.structured == "prefill":
             try:
-                response = await self._async.completions.create(**self._text_request(messages, prefix, max_tokens))
+                response = await self._async.completions.create(**self._text_request(messages, prefix, max_tokens, stop))
             except openai.OpenAIError as exc:
                 raise self._error(exc) from exc
             return prefix + _text(response)
-        request = self._request(messages, schema, max_tokens)
+        request = self._request(messages, schema, max_tokens, stop)
         try:
             response = await self._async.chat.completions.create(**request)
         except openai.BadRequestError as exc:
             if self._fall_back(request, exc):
-                return await self.acomplete(messages, schema=schema, max_tokens=max_tokens)
+                return await self.acomplete(messages, schema=schema, max_tokens=max_tokens, stop=stop)
             raise self._error(exc) from exc
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc

@@ -38,7 +38,7 @@ def parse_plan_text(text: str) -> list[dict[str, Any]]:
         raise PlanParseError(f"expected text from the model, got {type(text).__name__}")
     if len(text) > MAX_PLAN_CHARS:
         raise PlanParseError(f"the reply is {len(text)} characters long; a plan must be shorter")
-    text = _THINK.sub("", text).strip()
+    text = strip_reasoning(text)
     if not text:
         raise PlanParseError("the reply is empty; answer with a JSON plan")
     last_error = "no JSON object or list found in the reply"
@@ -56,11 +56,16 @@ def parse_plan_text(text: str) -> list[dict[str, Any]]:
 _NOTHING = object()
 
 
+def strip_reasoning(text: str) -> str:
+    """The reply without ``<think>`` blocks (reasoning models write them before the plan)."""
+    return _THINK.sub("", text).strip()
+
+
 def parse_plan_steps(text: str) -> list[str]:
     """The ``steps`` a reply lists before its tasks (the actions the model read in the request); [] if none."""
     if not isinstance(text, str) or len(text) > MAX_PLAN_CHARS:
         return []
-    for candidate in _candidates(_THINK.sub("", text).strip()):
+    for candidate in _candidates(strip_reasoning(text)):
         value = _load_lenient(candidate)
         if isinstance(value, dict) and isinstance(value.get("steps"), list):
             return [step if isinstance(step, str) else json.dumps(step) for step in value["steps"]]

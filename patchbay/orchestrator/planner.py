@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import PlanError, PlanningFailed, PlanValidationError
 from ..llm.client import ChatClient
@@ -17,6 +17,7 @@ from ..tools._spec import is_media_kind
 from .events import Event, PlanRejected
 from .parse import parse_plan_steps, parse_plan_text
 from .plan import Plan
+from .plan_lines import format_plan_lines, in_line_notation, parse_plan_lines
 from .reference_repair import (
     drop_downloads_of_local_files,
     point_dangling_references_at,
@@ -38,6 +39,10 @@ class Planner:
         allowed_links: tool-to-tool links a plan may use (None: any type-correct link).
         salvage: when every attempt is rejected, run the valid part of the last plan
             (tasks with problems, and tasks that need them, are dropped) instead of nothing.
+        plan_format: how the LLM writes plans: ``json`` (what schema-constrained
+            endpoints enforce) or ``lines`` (``2. action -> tool(arg=#1)``, a third
+            of the tokens, for a model decoding on a CPU). None: ``lines`` when the
+            client begins replies itself (``prefill``), else ``json``.
     """
 
     def __init__(
@@ -49,8 +54,10 @@ class Planner:
         include_spec_only: bool = False,
         allowed_links: set[tuple[str, str]] | None = None,
         salvage: bool = True,
+        plan_format: PlanFormat | None = None,
     ):
         self.client = client
+        self.plan_format: PlanFormat = plan_format or ("lines" if client.structured == "prefill" else "json")
         self.registry = registry
         self.max_attempts = max_attempts
         self.include_spec_only = include_spec_only
@@ -75,10 +82,16 @@ class Planner:
         for example in _example_pool():
             tools = {t["tool"] for t in example["plan"]["tasks"]}
             if tools <= names:
-                chosen.append({"request": example["request"], "plan": json.dumps(example["plan"])})
+                chosen.append({"request": example["request"], "plan": self._show(example["plan"])})
             if len(chosen) == limit:
                 break
         return chosen
+
+    def _show(self, plan: dict[str, Any]) -> str:
+        """A worked example's plan, written the way this planner asks the LLM to write plans."""
+        if self.plan_format == "lines":
+            return format_plan_lines(plan["tasks"], plan.get("steps"))
+        return json.dumps(plan)
 
     def messages(
         self,
@@ -90,11 +103,17 @@ class Planner:
     ) -> list[dict[str, str]]:
         """The chat messages of a first planning attempt (also what prompt snapshots test)."""
         return [
-            {"role": "system", "content": render("plan_system", tools=self.catalog(), examples=self.examples())},
+            {
+                "role": "system",
+                "content": render(
+                    "plan_system", tools=self.catalog(), examples=self.examples(), plan_format=self.plan_format
+                ),
+            },
             {
                 "role": "user",
                 "content": render(
                     "plan_user",
+                    plan_format=self.plan_format,
                     request=request,
                     attachments=attachments or [],
                     history=history or [],
@@ -131,18 +150,24 @@ class Planner:
         last_error = ""
         raw: list[dict[str, Any]] | None = None
         replies: list[str] = []
+        lines = self.plan_format == "lines"
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1
-            reply = await self.client.acomplete(messages, schema=schema, prefix=PLAN_PREFIX, max_tokens=PLAN_MAX_TOKENS)
+            if lines:
+                reply = await self.client.acomplete(
+                    messages, prefix=LINES_PREFIX, max_tokens=LINES_MAX_TOKENS, stop=LINES_STOPS
+                )
+            else:
+                reply = await self.client.acomplete(
+                    messages, schema=schema, prefix=PLAN_PREFIX, max_tokens=PLAN_MAX_TOKENS
+                )
             if reply in replies:
                 break  # the model repeats a rejected plan word for word: more repairs would too
             replies.append(reply)
             try:
-                raw = parse_plan_text(reply)
-                raw = resolve_unknown_tools(
-                    raw, parse_plan_steps(reply), tools, self.registry, allowed_links=self.allowed_links
-                )
+                raw, steps = parse_plan_lines(reply) if lines else (parse_plan_text(reply), parse_plan_steps(reply))
+                raw = resolve_unknown_tools(raw, steps, tools, self.registry, allowed_links=self.allowed_links)
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
                 raw = repoint_mistyped_references(raw, request, self.registry, self.allowed_links)
@@ -152,10 +177,11 @@ class Planner:
                 last_error = str(exc)
                 if emit is not None:
                     emit(PlanRejected(request_id, reason=last_error, attempt=attempt))
+                shown = in_line_notation(last_error) if lines else last_error
                 messages = [
                     *messages,
                     {"role": "assistant", "content": reply},
-                    {"role": "user", "content": render("plan_repair", error=last_error)},
+                    {"role": "user", "content": render("plan_repair", error=shown, plan_format=self.plan_format)},
                 ]
         if self.salvage and raw:
             plan, dropped = self._salvage(raw, check_media_literal, allowed)
@@ -189,10 +215,17 @@ class Planner:
 
 _TASK_ID = re.compile(r"^task (\d+)\b")
 
+PlanFormat = Literal["json", "lines"]
+
 # How a plan reply begins when the client can begin it (``prefill`` output): compact JSON, steps first.
 PLAN_PREFIX = '{"steps": ['
 # A plan of 8 steps is about 300 tokens; the cap stops a reply that loops instead of closing its JSON.
 PLAN_MAX_TOKENS = 1024
+# A line-notation reply begins like the worked examples' plans; a blank line or a
+# new "Request:" means the model has moved past its plan. 8 steps are about 160 tokens.
+LINES_PREFIX = ""
+LINES_STOPS = ("\n\n", "\nRequest:")
+LINES_MAX_TOKENS = 400
 
 
 @functools.cache

@@ -17,6 +17,7 @@ from .plan import references_in, whole_reference
 
 __all__ = [
     "drop_downloads_of_local_files",
+    "is_local_file_name",
     "point_dangling_references_at",
     "read_self_references_as_user_text",
     "repoint_mistyped_references",
@@ -158,7 +159,7 @@ def drop_downloads_of_local_files(raw: list[dict[str, Any]], registry: Registry)
         spec = registry.get(task["tool"])
         ((name, value),) = task["args"].items()
         param = spec.param(name)
-        if param is not None and param.kind == "url" and isinstance(value, str) and _is_file_name(value):
+        if param is not None and param.kind == "url" and isinstance(value, str) and is_local_file_name(value):
             local[own_id] = value.strip()
     if not local or len(local) == len(raw):
         return raw
@@ -175,6 +176,7 @@ def drop_downloads_of_local_files(raw: list[dict[str, Any]], registry: Registry)
     return kept
 
 
-def _is_file_name(value: str) -> bool:
+def is_local_file_name(value: str) -> bool:
+    """``photo.jpg``: a file name with a known extension, not a web address."""
     value = value.strip()
     return bool(_FILE_NAME.fullmatch(value)) and not _WEB_ADDRESS.match(value) and claimed_mime(value) is not None

@@ -26,6 +26,7 @@ from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec
 from ..tools._spec import is_media_kind
 from .plan import references_in, whole_reference
+from .reference_repair import is_local_file_name
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,34 @@ def resolve_unknown_tools(
     allowed_links: set[tuple[str, str]] | None = None,
     similarity: Similarity | None = None,
 ) -> list[dict[str, Any]]:
-    """Replace each task's unknown tool with the best fitting catalog tool, renaming its arguments to match.
+    """Replace each misfit task's tool with the best fitting catalog tool, renaming its arguments to match.
 
-    A task whose tool exists is never touched; an unknown tool with no fitting
-    candidate stays as it is, for the validator to report.
+    A misfit is a task whose tool is unknown, or a known tool handed what it
+    cannot take: an argument it has no parameter for (``Image Search(image=...)``),
+    a file of another media kind (``Image Search(text="photo.jpg")``), or, for a
+    downloader, a local file of a kind it does not fetch (``Audio Downloader`` of
+    ``clip.mp4``: the user wants the sound track). Such a plan fails validation
+    as written, so reading it as the tool the step needs can only help; a task
+    that fits is never touched, and a misfit with no fitting candidate stays as
+    it is, for the validator to report (references of the wrong kind are left to
+    :func:`~patchbay.orchestrator.reference_repair.repoint_mistyped_references`).
     """
     known = {spec.name: spec for spec in catalog}
-    if all(task.get("tool") in known for task in raw):
-        return raw
-    similarity = similarity or text_similarity
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
     by_id = dict(zip(ids, raw, strict=True))
+    misfits = [
+        task
+        for task in raw
+        if isinstance(task.get("tool"), str)
+        and isinstance(task.get("args"), dict)
+        and (task["tool"] not in known or _misfit(task["args"], known[task["tool"]], by_id, known))
+    ]
+    if not misfits:
+        return raw
+    similarity = similarity or text_similarity
     for position, (own_id, task) in enumerate(zip(ids, raw, strict=True)):
         name = task.get("tool")
-        if not isinstance(name, str) or name in known or not isinstance(task.get("args"), dict):
+        if not any(task is misfit for misfit in misfits):
             continue
         inputs = _input_kinds(task["args"], by_id, known)
         wanted = _wanted_output(own_id, raw, ids, known)
@@ -82,10 +97,32 @@ def resolve_unknown_tools(
         chosen = max(candidates, key=lambda spec: scores[spec.name])
         if scores[chosen.name] <= 0 or scores[chosen.name] < CLOSE_ENOUGH * max(scores.values()):
             continue  # what fits the types is not what the step asks for: let the validator say so
-        log.info("task %s: unknown tool %r read as %s", own_id, name, chosen.name)
+        renamed = _rename_args(task["args"], chosen, by_id, known)
+        if name in known and len(renamed) < len(task["args"]):
+            continue  # a value the user gave would be lost: let the validator say what does not fit
+        log.info("task %s: tool %r read as %s", own_id, name, chosen.name)
         task["tool"] = chosen.name
-        task["args"] = _rename_args(task["args"], chosen, by_id, known)
+        task["args"] = renamed
     return raw
+
+
+def _misfit(args: dict[str, Any], spec: ToolSpec, by_id: dict[int, dict[str, Any]], known: dict[str, ToolSpec]) -> bool:
+    """The known tool cannot take these arguments: an unknown name, or a file name of a kind its parameter is not."""
+    for name, value in args.items():
+        param = spec.param(name)
+        if param is None:
+            return True
+        if whole_reference(value) is not None or not isinstance(value, str):
+            continue
+        kind = _value_kind(value, by_id, known)
+        if kind is None or not is_media_kind(kind):
+            continue  # plain text
+        if param.kind == "url":
+            if is_local_file_name(value) and kind != spec.output_kind:
+                return True  # a download of a local file of another kind: a conversion was meant
+        elif param.kind not in (kind, f"list[{kind}]"):
+            return True
+    return False
 
 
 def _input_kinds(args: dict[str, Any], by_id: dict[int, dict[str, Any]], known: dict[str, ToolSpec]) -> list[str]:

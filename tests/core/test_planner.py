@@ -14,9 +14,9 @@ from patchbay.orchestrator import Planner
 from patchbay.orchestrator.events import PlanRejected
 
 
-def planner_for(server, structured="auto", attempts=3) -> Planner:
+def planner_for(server, structured="auto", attempts=3, plan_format=None) -> Planner:
     client = ChatClient(server.base_url, "test", "scripted-model", structured=structured, max_retries=0)
-    return Planner(client, registry(), max_attempts=attempts)
+    return Planner(client, registry(), max_attempts=attempts, plan_format=plan_format)
 
 
 async def test_plan_request_uses_json_schema_with_tool_names_as_an_enum(scripted_llm):
@@ -50,7 +50,7 @@ async def test_llama_server_form_of_the_schema(scripted_llm):
 async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(
-            {"tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]},
+            {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]},
             'Sorry, here: ```json\n{"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}\n```',
         )
     )
@@ -58,8 +58,8 @@ async def test_a_rejected_plan_goes_back_with_the_reasons(scripted_llm):
     plan = await planner_for(scripted_llm).aplan("shout hi", request_id="r", emit=events.append)
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["messages"]
-    assert repair[-2]["role"] == "assistant" and '"txt"' in repair[-2]["content"]
-    assert "unknown argument 'txt' (arguments: text, times)" in repair[-1]["content"]
+    assert repair[-2]["role"] == "assistant" and '"volume"' in repair[-2]["content"]
+    assert "unknown argument 'volume' (arguments: text, times)" in repair[-1]["content"]
     assert [type(e) for e in events] == [PlanRejected]
 
 
@@ -187,10 +187,35 @@ async def test_a_text_argument_naming_a_later_task_the_plan_lacks_gets_the_users
     assert len(scripted_llm.requests) == 1
 
 
-async def test_prefill_output_begins_the_reply_instead_of_constraining_it(scripted_llm):
+async def test_prefill_output_asks_for_the_line_notation_and_reads_it(scripted_llm):
+    scripted_llm.reply('1. shout it -> shout(text="hi")\n2. caption it -> caption(image="art-00000000000000aa")')
+    planner = planner_for(scripted_llm, structured="prefill")
+    plan = await planner.aplan("shout hi", request_id="r")
+    assert plan.to_json()["tasks"][0] == {"id": 1, "tool": "shout", "args": {"text": "hi"}}
+    sent = scripted_llm.requests[0]
+    assert "response_format" not in sent and sent["max_tokens"] == 400
+    assert sent["prompt"].endswith("\n# Request\nshout hi<|im_end|>\n<|im_start|>assistant\n")
+    assert sent["stop"] == ["<|im_end|>", "<|endoftext|>", "\n\n", "\nRequest:"]
+    assert "1. <action> -> <tool name>(<argument>=<value>, ...)" in sent["prompt"]
+
+
+async def test_a_line_notation_repair_names_references_as_the_model_writes_them(scripted_llm):
+    rejected = '1. shout it -> shout(text="hi")\n2. caption it -> caption(image=#1)'
+    scripted_llm.reply(rejected)
+    scripted_llm.reply('1. shout it -> shout(text="hi")')
+    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    assert [t.tool for t in plan.tasks] == ["shout"]
+    repair = scripted_llm.requests[1]["prompt"]
+    assert f"<|im_start|>assistant\n{rejected}<|im_end|>" in repair
+    error = repair.split("That plan cannot be used")[1]
+    assert "expects image but #1 (shout) produces text" in error and "<resource-" not in error
+    assert "one line a step: 1. <action> -> <tool name>" in repair
+
+
+async def test_prefill_output_begins_a_json_reply_instead_of_constraining_it(scripted_llm):
     # The model's text continues the prefix; the planner reads prefix + text as the plan.
     scripted_llm.reply('"shout hi"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}')
-    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    plan = await planner_for(scripted_llm, structured="prefill", plan_format="json").aplan("shout hi", request_id="r")
     assert plan.to_json() == {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}
     sent = scripted_llm.requests[0]
     assert "messages" not in sent and "response_format" not in sent
@@ -201,23 +226,23 @@ async def test_prefill_output_begins_the_reply_instead_of_constraining_it(script
 
 
 async def test_a_repair_in_prefill_mode_shows_the_whole_rejected_reply(scripted_llm):
-    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}')
+    scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]}')
     scripted_llm.reply('"shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi"}}]}')
-    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    plan = await planner_for(scripted_llm, structured="prefill", plan_format="json").aplan("shout hi", request_id="r")
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["prompt"]
     rejected = (
-        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}'
+        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]}'
     )
     assert rejected + "<|im_end|>\n<|im_start|>user\n" in repair
-    assert "unknown argument 'txt'" in repair
+    assert "unknown argument 'volume'" in repair
 
 
 async def test_a_rejected_plan_repeated_word_for_word_ends_the_repairs(scripted_llm):
-    same = {"tasks": [{"id": 1, "tool": "shout", "args": {"txt": "hi"}}]}
+    same = {"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]}
     scripted_llm.respond_with(RoleScript().plan(same, same, same))
     with pytest.raises(
-        PlanningFailed, match="(?s)no valid plan after 2 attempts; last problem: .*unknown argument 'txt'"
+        PlanningFailed, match="(?s)no valid plan after 2 attempts; last problem: .*unknown argument 'volume'"
     ):
         await planner_for(scripted_llm, attempts=3).aplan("shout hi", request_id="r")
     assert len(scripted_llm.requests) == 2

@@ -43,8 +43,9 @@ def unused_client() -> ChatClient:
     return ChatClient("http://127.0.0.1:9/v1", "x", "m")
 
 
-def test_planner_prompt(builtin):
-    planner = Planner(unused_client(), builtin)
+@pytest.mark.parametrize(("plan_format", "suffix"), [("json", ""), ("lines", "_lines")])
+def test_planner_prompt(builtin, plan_format, suffix):
+    planner = Planner(unused_client(), builtin, plan_format=plan_format)
     messages = planner.messages(
         "now make it black and white",
         attachments=[{"id": "art-00000000000000aa", "name": "song.wav", "mime": "audio/wav"}],
@@ -60,8 +61,8 @@ def test_planner_prompt(builtin):
         ],
         feedback="- task 1 (image_grayscale) failed: art-00000000000000bb is corrupt",
     )
-    check("plan_system.txt", messages[0]["content"])
-    check("plan_user.txt", messages[1]["content"])
+    check(f"plan_system{suffix}.txt", messages[0]["content"])
+    check(f"plan_user{suffix}.txt", messages[1]["content"])
 
 
 def test_composer_prompt():

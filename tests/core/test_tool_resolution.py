@@ -19,6 +19,10 @@ TOOLS = [
     ("Video-to-Image", "Extracts a still image from a given video.", ["video"], "image"),
     ("Audio Effects", "Applies audio effects such as reverb to a given audio file.", ["audio", "text"], "audio"),
     ("Image Stitcher", "Stitches together two input images into a collage.", ["image", "image"], "image"),
+    ("Image Search", "Searches for images on the internet based on a given query.", ["text"], "image"),
+    ("Image Search (by Image)", "Searches for similar images based on a given image.", ["image"], "image"),
+    ("Audio Downloader", "Downloads an audio file from a given URL.", ["url"], "audio"),
+    ("Audio Noise Reduction", "Reduces background noise in a given audio file.", ["audio"], "audio"),
 ]
 
 
@@ -109,3 +113,32 @@ def test_the_sentence_model_ranks_by_meaning():
          "Video-to-Image: Extracts a still image from a given video."],
     )  # fmt: skip
     assert scores[0] > scores[1]
+
+
+def test_a_known_tool_handed_a_file_it_cannot_take_becomes_the_tool_that_takes_it(registry):
+    for args in ({"text": "example.jpg"}, {"image": "example.jpg"}):  # a file of another kind; a missing parameter
+        reply = plan(["find images similar to example.jpg"], ("Image Search", args))
+        assert [(t["tool"], t["args"]) for t in resolve(reply, registry)] == [
+            ("Image Search (by Image)", {"image": "example.jpg"})
+        ]
+
+
+def test_a_download_of_a_local_file_of_another_kind_becomes_the_conversion_meant(registry):
+    reply = plan(
+        ["extract the audio from example.mp4", "reduce its noise"],
+        ("Audio Downloader", {"url": "example.mp4"}),
+        ("Audio Noise Reduction", {"audio": "<resource-1>"}),
+    )
+    assert [t["tool"] for t in resolve(reply, registry)] == ["Video-to-Audio", "Audio Noise Reduction"]
+    assert resolve(reply, registry)[0]["args"] == {"video": "example.mp4"}
+
+
+def test_tools_that_fit_their_arguments_are_left_alone(registry):
+    reply = plan(
+        ["download the song", "search pictures of example.jpg", "find similar images"],
+        ("Audio Downloader", {"url": "https://example.com/song.wav"}),  # a web address: a real download
+        ("Image Search", {"text": "pictures like example.jpg"}),  # text that mentions a file is text
+        ("Image Search (by Image)", {"image": "<resource-2>"}),
+    )
+    tasks = resolve(reply, registry)
+    assert [t["tool"] for t in tasks] == ["Audio Downloader", "Image Search", "Image Search (by Image)"]

@@ -1,0 +1,80 @@
+"""The line notation of plans: what small models write in it, read into the raw task form."""
+
+from __future__ import annotations
+
+import pytest
+
+from patchbay.errors import PlanParseError
+from patchbay.orchestrator.plan_lines import format_plan_lines, in_line_notation, parse_plan_lines
+
+
+def test_each_line_is_a_task_and_its_action_a_step():
+    tasks, steps = parse_plan_lines(
+        "1. transcribe lecture.wav -> Audio-to-Text(audio=\"lecture.wav\")\n"
+        "2. summarize the transcript -> Text Summarizer(text=#1)\n"
+        "3. read it aloud -> speak(text=#2, rate=1.5, slow=false)"
+    )
+    assert tasks == [
+        {"id": 1, "tool": "Audio-to-Text", "args": {"audio": "lecture.wav"}},
+        {"id": 2, "tool": "Text Summarizer", "args": {"text": "<resource-1>"}},
+        {"id": 3, "tool": "speak", "args": {"text": "<resource-2>", "rate": 1.5, "slow": False}},
+    ]
+    assert steps == ["transcribe lecture.wav", "summarize the transcript", "read it aloud"]
+
+
+def test_what_small_models_write_around_the_notation_is_read_as_they_mean_it():
+    tasks, steps = parse_plan_lines(
+        "Plan:\n"
+        "1) find similar pictures -> Image Search (by Image)(image=\"a.jpg\")\n"
+        '2. Image Colorizer(image="#1") -> image\n'
+        "3: add reverb -> Audio Effects(audio=x.wav, text=reverb)\n"
+        "4. tag it -> tag(text=\"#greenliving is not a reference\", labels=[#1, 'cat'])"
+    )
+    assert [t["tool"] for t in tasks] == ["Image Search (by Image)", "Image Colorizer", "Audio Effects", "tag"]
+    assert tasks[1]["args"] == {"image": "<resource-1>"}  # a quoted "#1" is still a reference
+    assert tasks[2]["args"] == {"audio": "x.wav", "text": "reverb"}  # bare words are the words
+    assert tasks[3]["args"] == {"text": "#greenliving is not a reference", "labels": ["<resource-1>", "cat"]}
+    assert steps == ["find similar pictures", "", "add reverb", "tag it"]
+
+
+def test_positional_arguments_stay_positional_for_the_validator_to_map():
+    tasks, _ = parse_plan_lines('1. blend -> Image Stitcher("a.jpg", #1)\n2. find similar -> Image Search (by Image)="#1"')
+    assert tasks[0]["args"] == ["a.jpg", "<resource-1>"]
+    assert tasks[1] == {"id": 2, "tool": "Image Search (by Image)", "args": ["<resource-1>"]}
+
+
+@pytest.mark.parametrize("reply", ["none", "Plan:\nnone", "  None.  ", ""])
+def test_a_reply_of_none_is_an_empty_plan(reply):
+    assert parse_plan_lines(reply) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ("Sure! I would use the captioning tool.", "no plan line found"),
+        ("1. caption the photo", "step 1 has no tool call"),
+        ('1. blend -> Image Stitcher("a.jpg", second=#1)', "mixes positional and named arguments"),
+        ('1. blend -> Image Stitcher(image="a.jpg",, #1)', "step 1: cannot read the arguments"),
+        ("1. blend -> Image Stitcher(image=open('x'))", "is not a value"),
+    ],
+)
+def test_an_unreadable_reply_gets_one_clear_error(reply, message):
+    with pytest.raises(PlanParseError, match=message):
+        parse_plan_lines(reply)
+
+
+def test_formatting_then_parsing_gives_the_plan_back():
+    tasks = [
+        {"id": 1, "tool": "Image Search (by Image)", "args": {"image": "a b.jpg", "n": 3}},
+        {"id": 2, "tool": "caption", "args": {"image": "<resource-1>", "labels": ["<resource-1>", 'say "hi"']}},
+        {"id": 3, "tool": "join", "args": ["<resource-2>", None, True]},
+    ]
+    text = format_plan_lines(tasks, ["find", "describe"])
+    assert text.splitlines()[1] == '2. describe -> caption(image=#1, labels=[#1, "say \\"hi\\""])'
+    assert parse_plan_lines(text) == (tasks, ["find", "describe", ""])
+    assert format_plan_lines([]) == "none"
+
+
+def test_validator_messages_are_shown_in_the_notation_the_model_writes():
+    message = "task 2 (caption): argument 'image' refers to <resource-3>; <resource-N> names an earlier task"
+    assert in_line_notation(message) == "task 2 (caption): argument 'image' refers to #3; #N names an earlier task"
