@@ -33,9 +33,6 @@ class ChatClient:
         auto: json_schema, falling back to none (once, remembered) if the server
             rejects it.
 
-    ``extra_body`` adds fields the server understands beyond OpenAI's to every
-    request (llama.cpp's ``repeat_penalty``, vLLM's ``top_k``).
-
     Example:
         >>> client = ChatClient("http://127.0.0.1:8080/v1", "none", "qwen")
         >>> client.complete([{"role": "user", "content": "Say hi"}])
@@ -52,13 +49,11 @@ class ChatClient:
         temperature: float = 0.0,
         timeout_s: float = 300.0,
         max_retries: int = 1,
-        extra_body: dict[str, Any] | None = None,
     ):
         self.base_url = base_url
         self.model = model
         self.structured: StructuredOutput = structured
         self.temperature = temperature
-        self.extra_body = dict(extra_body or {})
         options: dict[str, Any] = {
             "base_url": base_url,
             "api_key": api_key or "not-needed",
@@ -78,8 +73,6 @@ class ChatClient:
             "temperature": self.temperature,
             "stop": [*CHATML_STOPS, *stop],
         }
-        if self.extra_body:
-            request["extra_body"] = self.extra_body
         if max_tokens:
             request["max_tokens"] = max_tokens
         return request
@@ -94,8 +87,6 @@ class ChatClient:
         }
         if stop:
             request["stop"] = list(stop)
-        if self.extra_body:
-            request["extra_body"] = self.extra_body
         if max_tokens:
             request["max_tokens"] = max_tokens
         if schema is not None:

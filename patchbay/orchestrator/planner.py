@@ -171,6 +171,9 @@ class Planner:
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
                 raw = repoint_mistyped_references(raw, request, self.registry, self.allowed_links)
+                raw = resolve_unknown_tools(
+                    raw, steps, tools, self.registry, allowed_links=self.allowed_links, mistyped_references=True
+                )
                 raw = drop_downloads_of_local_files(raw, self.registry)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec
-from ..tools._spec import is_media_kind
+from ..tools._spec import is_media_kind, kinds_compatible
 from .plan import references_in, whole_reference
 from .reference_repair import is_local_file_name
 
@@ -48,6 +48,7 @@ def resolve_unknown_tools(
     *,
     allowed_links: set[tuple[str, str]] | None = None,
     similarity: Similarity | None = None,
+    mistyped_references: bool = False,
 ) -> list[dict[str, Any]]:
     """Replace each misfit task's tool with the best fitting catalog tool, renaming its arguments to match.
 
@@ -58,25 +59,33 @@ def resolve_unknown_tools(
     ``clip.mp4``: the user wants the sound track). Such a plan fails validation
     as written, so reading it as the tool the step needs can only help; a task
     that fits is never touched, and a misfit with no fitting candidate stays as
-    it is, for the validator to report (references of the wrong kind are left to
-    :func:`~patchbay.orchestrator.reference_repair.repoint_mistyped_references`).
+    it is, for the validator to report.
+
+    A reference to a task of the wrong kind is a misfit only with
+    ``mistyped_references``: first
+    :func:`~patchbay.orchestrator.reference_repair.repoint_mistyped_references`
+    should try pointing it at the right task (the planner calls this again after).
     """
     known = {spec.name: spec for spec in catalog}
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
     by_id = dict(zip(ids, raw, strict=True))
+
+    def misfit(args: dict[str, Any], spec: ToolSpec) -> bool:
+        return _misfit(args, spec, by_id, known, references=mistyped_references)
+
     misfits = [
         task
         for task in raw
         if isinstance(task.get("tool"), str)
         and isinstance(task.get("args"), dict)
-        and (task["tool"] not in known or _misfit(task["args"], known[task["tool"]], by_id, known))
+        and (task["tool"] not in known or misfit(task["args"], known[task["tool"]]))
     ]
     if not misfits:
         return raw
     similarity = similarity or text_similarity
     for position, (own_id, task) in enumerate(zip(ids, raw, strict=True)):
-        name = task.get("tool")
-        if not any(task is misfit for misfit in misfits):
+        name = task["tool"]
+        if not any(task is m for m in misfits):
             continue
         inputs = _input_kinds(task["args"], by_id, known)
         wanted = _wanted_output(own_id, raw, ids, known)
@@ -94,35 +103,49 @@ def resolve_unknown_tools(
         scores = dict(
             zip(known, similarity(query, [f"{n}: {spec.description}" for n, spec in known.items()]), strict=True)
         )
-        chosen = max(candidates, key=lambda spec: scores[spec.name])
-        if scores[chosen.name] <= 0 or scores[chosen.name] < CLOSE_ENOUGH * max(scores.values()):
-            continue  # what fits the types is not what the step asks for: let the validator say so
-        renamed = _rename_args(task["args"], chosen, by_id, known)
-        if name in known and len(renamed) < len(task["args"]):
-            continue  # a value the user gave would be lost: let the validator say what does not fit
-        log.info("task %s: tool %r read as %s", own_id, name, chosen.name)
-        task["tool"] = chosen.name
-        task["args"] = renamed
+        floor = max(CLOSE_ENOUGH * max(scores.values()), 1e-9)
+        for chosen in sorted(candidates, key=lambda spec: scores[spec.name], reverse=True):
+            if scores[chosen.name] < floor:
+                break  # what fits the types is not what the step asks for: let the validator say so
+            renamed = _rename_args(task["args"], chosen, by_id, known)
+            if name in known and (len(renamed) < len(task["args"]) or misfit(renamed, chosen)):
+                continue  # a value the user gave would be lost, or would still not fit
+            log.info("task %s: tool %r read as %s", own_id, name, chosen.name)
+            task["tool"] = chosen.name
+            task["args"] = renamed
+            break
     return raw
 
 
-def _misfit(args: dict[str, Any], spec: ToolSpec, by_id: dict[int, dict[str, Any]], known: dict[str, ToolSpec]) -> bool:
-    """The known tool cannot take these arguments: an unknown name, or a file name of a kind its parameter is not."""
+def _misfit(
+    args: dict[str, Any],
+    spec: ToolSpec,
+    by_id: dict[int, dict[str, Any]],
+    known: dict[str, ToolSpec],
+    *,
+    references: bool,
+) -> bool:
+    """The known tool cannot take these arguments: an unknown name, a file (or a reference) of the wrong kind."""
     for name, value in args.items():
         param = spec.param(name)
         if param is None:
             return True
-        if whole_reference(value) is not None or not isinstance(value, str):
+        if not isinstance(value, str):
             continue
         kind = _value_kind(value, by_id, known)
-        if kind is None or not is_media_kind(kind):
-            continue  # plain text
-        if param.kind == "url":
+        if whole_reference(value) is not None:
+            if references and kind is not None and not _fits(kind, param.kind):
+                return True
+        elif param.kind == "url":
             if is_local_file_name(value) and kind != spec.output_kind:
                 return True  # a download of a local file of another kind: a conversion was meant
-        elif param.kind not in (kind, f"list[{kind}]"):
+        elif is_local_file_name(value) and kind is not None and not _fits(kind, param.kind):
             return True
     return False
+
+
+def _fits(kind: str, param_kind: str) -> bool:
+    return kinds_compatible(kind, param_kind) or param_kind == f"list[{kind}]"
 
 
 def _input_kinds(args: dict[str, Any], by_id: dict[int, dict[str, Any]], known: dict[str, ToolSpec]) -> list[str]:

@@ -46,11 +46,17 @@ def words_only(query, texts):
     return [len(tool_resolution._stems(query) & tool_resolution._stems(t)) for t in texts]
 
 
-def resolve(reply: str, registry: Registry, links=None, similarity=words_only):
+def resolve(reply: str, registry: Registry, links=None, similarity=words_only, mistyped_references=False):
     catalog = registry.plannable(include_spec_only=True)
     raw = parse_plan_text(reply)
     return resolve_unknown_tools(
-        raw, parse_plan_steps(reply), catalog, registry, allowed_links=links, similarity=similarity
+        raw,
+        parse_plan_steps(reply),
+        catalog,
+        registry,
+        allowed_links=links,
+        similarity=similarity,
+        mistyped_references=mistyped_references,
     )
 
 
@@ -142,3 +148,24 @@ def test_tools_that_fit_their_arguments_are_left_alone(registry):
     )
     tasks = resolve(reply, registry)
     assert [t["tool"] for t in tasks] == ["Audio Downloader", "Image Search", "Image Search (by Image)"]
+
+
+def test_a_reference_of_the_wrong_kind_changes_the_tool_only_when_asked(registry):
+    reply = plan(
+        ["analyze the sentiment", "create a video portraying it"],
+        ("Text Sentiment Analysis", {"text": "I am happy"}),
+        ("Video-to-Image", {"video": "<resource-1>"}),  # a video tool handed text
+    )
+
+    def scores(query, texts):  # the closest tool by meaning would still misfit; the next one takes text
+        return [1.0 if t.startswith("Video-to-Image") else 0.9 if t.startswith("Text-to-Video") else 0.1 for t in texts]
+
+    assert resolve(reply, registry, similarity=scores)[1]["tool"] == "Video-to-Image"  # repointing comes first
+    changed = resolve(reply, registry, similarity=scores, mistyped_references=True)[1]
+    assert (changed["tool"], changed["args"]) == ("Text-to-Video", {"text": "<resource-1>"})
+
+
+def test_a_text_file_handed_to_an_image_tool_becomes_text_for_a_tool_that_reads_text(registry):
+    reply = plan(["make an image of a lake"], ("Image Search (by Image)", {"image": "example.txt"}))
+    task = resolve(reply, registry)[0]
+    assert (task["tool"], task["args"]) == ("Image Search", {"text": "example.txt"})
