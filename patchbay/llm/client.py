@@ -149,7 +149,9 @@ class ChatClient:
         """Async :meth:`complete`."""
         if prefix is not None and self.structured == "prefill":
             try:
-                response = await self._async.completions.create(**self._text_request(messages, prefix, max_tokens, stop))
+                response = await self._async.completions.create(
+                    **self._text_request(messages, prefix, max_tokens, stop)
+                )
             except openai.OpenAIError as exc:
                 raise self._error(exc) from exc
             return prefix + _text(response)

@@ -2,8 +2,8 @@
 
 A JSON plan spends most of its tokens on punctuation: ``{"id": 2, "tool": ...,
 "args": {...}}`` is about 30 tokens where this line is about 15. A small local
-model decodes ~10 tokens a second on two cores, so the notation alone takes a
-third to a half off the time to plan. It is what the planner asks for when it
+model decodes ~10 tokens a second on two cores, so the notation alone took a
+third off the median time to plan on TaskBench (docs/benchmarks.md). It is what the planner asks for when it
 begins the reply itself (``prefill`` output); endpoints with schema-constrained
 JSON keep JSON.
 
@@ -64,7 +64,9 @@ def parse_plan_lines(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     if _says_no_plan(body):
         return [], []
     shown = body.strip()[:120] or "nothing"
-    raise PlanParseError(f"no plan line found (the reply was {shown!r}); write one line a step: 1. action {ARROW} tool(argument=value)")
+    raise PlanParseError(
+        f"no plan line found (the reply was {shown!r}); write one line a step: 1. action {ARROW} tool(argument=value)"
+    )
 
 
 def format_plan_lines(tasks: list[dict[str, Any]], steps: list[str] | None = None) -> str:
@@ -82,6 +84,15 @@ def format_plan_lines(tasks: list[dict[str, Any]], steps: list[str] | None = Non
         action = f"{step} {ARROW} " if step else ""
         lines.append(f"{task.get('id', position + 1)}. {action}{task['tool']}({rendered})")
     return "\n".join(lines)
+
+
+def line_name(tool: str) -> str:
+    """How a tool's name is written in a plan line: brackets dropped, since the call's own follow it.
+
+    Shown "Image Search (by Image)(image=#1)", a small model writes
+    "Image Search(image=#1, by Image)" or "Image Search (by Image=#1)".
+    """
+    return re.sub(r"\s+", " ", re.sub(r"[()\[\]]", " ", tool)).strip()
 
 
 def in_line_notation(message: str) -> str:
@@ -143,7 +154,7 @@ def _call_at_end(text: str) -> tuple[str, str] | None:
     stripped = _TRAILING_KIND.sub(")", text.rstrip().rstrip(";,."))
     if not stripped.endswith(")"):
         return None
-    depth, quote, escape = 0, "", False
+    depth, quote = 0, ""
     for i in range(len(stripped) - 1, -1, -1):
         ch = stripped[i]
         if quote:
@@ -219,7 +230,7 @@ def _value(node: ast.expr, where: str) -> Any:
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise PlanParseError(f"{where}: {ast.unparse(node)[:80]!r} is not a value; quote text, e.g. \"...\"") from None
+        raise PlanParseError(f'{where}: {ast.unparse(node)[:80]!r} is not a value; quote text, e.g. "..."') from None
     if isinstance(value, str) and (quoted := _QUOTED_REFERENCE.fullmatch(value)):
         return f"<resource-{quoted.group(1)}>"
     return value

@@ -17,7 +17,7 @@ from ..tools._spec import is_media_kind
 from .events import Event, PlanRejected
 from .parse import parse_plan_steps, parse_plan_text
 from .plan import Plan
-from .plan_lines import format_plan_lines, in_line_notation, parse_plan_lines
+from .plan_lines import format_plan_lines, in_line_notation, line_name, parse_plan_lines
 from .reference_repair import (
     drop_downloads_of_local_files,
     point_dangling_references_at,
@@ -26,6 +26,9 @@ from .reference_repair import (
 )
 from .tool_resolution import resolve_unknown_tools
 from .validate import LiteralCheck, validate_plan
+
+# How the LLM writes a plan: JSON, or one line a step (see plan_lines).
+PlanFormat = Literal["json", "lines"]
 
 
 class Planner:
@@ -90,8 +93,18 @@ class Planner:
     def _show(self, plan: dict[str, Any]) -> str:
         """A worked example's plan, written the way this planner asks the LLM to write plans."""
         if self.plan_format == "lines":
-            return format_plan_lines(plan["tasks"], plan.get("steps"))
+            shown = self.shown_names()
+            tasks = [{**task, "tool": shown.get(task["tool"], task["tool"])} for task in plan["tasks"]]
+            return format_plan_lines(tasks, plan.get("steps"))
         return json.dumps(plan)
+
+    def shown_names(self) -> dict[str, str]:
+        """Tool name -> the name the LLM is shown, where they differ (brackets in line notation)."""
+        if self.plan_format != "lines":
+            return {}
+        names = {spec.name for spec in self.catalog()}
+        shown = {name: line_name(name) for name in names}
+        return {name: line for name, line in shown.items() if line != name and line not in names}
 
     def messages(
         self,
@@ -106,7 +119,11 @@ class Planner:
             {
                 "role": "system",
                 "content": render(
-                    "plan_system", tools=self.catalog(), examples=self.examples(), plan_format=self.plan_format
+                    "plan_system",
+                    tools=self.catalog(),
+                    examples=self.examples(),
+                    plan_format=self.plan_format,
+                    shown_names=self.shown_names(),
                 ),
             },
             {
@@ -151,6 +168,7 @@ class Planner:
         raw: list[dict[str, Any]] | None = None
         replies: list[str] = []
         lines = self.plan_format == "lines"
+        real_names = {shown: name for name, shown in self.shown_names().items()}
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1
@@ -167,6 +185,7 @@ class Planner:
             replies.append(reply)
             try:
                 raw, steps = parse_plan_lines(reply) if lines else (parse_plan_text(reply), parse_plan_steps(reply))
+                raw = [{**task, "tool": real_names.get(task["tool"], task["tool"])} for task in raw]
                 raw = resolve_unknown_tools(raw, steps, tools, self.registry, allowed_links=self.allowed_links)
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
@@ -217,8 +236,6 @@ class Planner:
 
 
 _TASK_ID = re.compile(r"^task (\d+)\b")
-
-PlanFormat = Literal["json", "lines"]
 
 # How a plan reply begins when the client can begin it (``prefill`` output): compact JSON, steps first.
 PLAN_PREFIX = '{"steps": ['

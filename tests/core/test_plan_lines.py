@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from patchbay.errors import PlanParseError
-from patchbay.orchestrator.plan_lines import format_plan_lines, in_line_notation, parse_plan_lines
+from patchbay.orchestrator.plan_lines import format_plan_lines, in_line_notation, line_name, parse_plan_lines
 
 
 def test_each_line_is_a_task_and_its_action_a_step():
     tasks, steps = parse_plan_lines(
-        "1. transcribe lecture.wav -> Audio-to-Text(audio=\"lecture.wav\")\n"
+        '1. transcribe lecture.wav -> Audio-to-Text(audio="lecture.wav")\n'
         "2. summarize the transcript -> Text Summarizer(text=#1)\n"
         "3. read it aloud -> speak(text=#2, rate=1.5, slow=false)"
     )
@@ -25,7 +25,7 @@ def test_each_line_is_a_task_and_its_action_a_step():
 def test_what_small_models_write_around_the_notation_is_read_as_they_mean_it():
     tasks, steps = parse_plan_lines(
         "Plan:\n"
-        "1) find similar pictures -> Image Search (by Image)(image=\"a.jpg\")\n"
+        '1) find similar pictures -> Image Search (by Image)(image="a.jpg")\n'
         '2. Image Colorizer(image="#1") -> image\n'
         "3: add reverb -> Audio Effects(audio=x.wav, text=reverb)\n"
         "4. tag it -> tag(text=\"#greenliving is not a reference\", labels=[#1, 'cat'])"
@@ -38,7 +38,9 @@ def test_what_small_models_write_around_the_notation_is_read_as_they_mean_it():
 
 
 def test_positional_arguments_stay_positional_for_the_validator_to_map():
-    tasks, _ = parse_plan_lines('1. blend -> Image Stitcher("a.jpg", #1)\n2. find similar -> Image Search (by Image)="#1"')
+    tasks, _ = parse_plan_lines(
+        '1. blend -> Image Stitcher("a.jpg", #1)\n2. find similar -> Image Search (by Image)="#1"'
+    )
     assert tasks[0]["args"] == ["a.jpg", "<resource-1>"]
     assert tasks[1] == {"id": 2, "tool": "Image Search (by Image)", "args": ["<resource-1>"]}
 
@@ -78,3 +80,8 @@ def test_formatting_then_parsing_gives_the_plan_back():
 def test_validator_messages_are_shown_in_the_notation_the_model_writes():
     message = "task 2 (caption): argument 'image' refers to <resource-3>; <resource-N> names an earlier task"
     assert in_line_notation(message) == "task 2 (caption): argument 'image' refers to #3; #N names an earlier task"
+
+
+def test_brackets_in_a_tool_name_are_dropped_where_the_calls_own_follow():
+    assert line_name("Image Search (by Image)") == "Image Search by Image"
+    assert line_name("image_caption") == "image_caption"

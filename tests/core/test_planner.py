@@ -12,6 +12,7 @@ from patchbay.errors import LLMError, PlanningFailed
 from patchbay.llm.client import ChatClient
 from patchbay.orchestrator import Planner
 from patchbay.orchestrator.events import PlanRejected
+from patchbay.tools import Registry
 
 
 def planner_for(server, structured="auto", attempts=3, plan_format=None) -> Planner:
@@ -232,7 +233,8 @@ async def test_a_repair_in_prefill_mode_shows_the_whole_rejected_reply(scripted_
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["prompt"]
     rejected = (
-        '<|im_start|>assistant\n{"steps": ["shout"], "tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]}'
+        '<|im_start|>assistant\n{"steps": ["shout"], '
+        '"tasks": [{"id": 1, "tool": "shout", "args": {"text": "hi", "volume": 3}}]}'
     )
     assert rejected + "<|im_end|>\n<|im_start|>user\n" in repair
     assert "unknown argument 'volume'" in repair
@@ -246,3 +248,22 @@ async def test_a_rejected_plan_repeated_word_for_word_ends_the_repairs(scripted_
     ):
         await planner_for(scripted_llm, attempts=3).aplan("shout hi", request_id="r")
     assert len(scripted_llm.requests) == 2
+
+
+async def test_line_notation_shows_bracketed_tool_names_without_brackets_and_reads_them_back(scripted_llm, tmp_path):
+    nodes = [
+        {
+            "id": "Image Search (by Image)",
+            "desc": "Finds similar images.",
+            "input-type": ["image"],
+            "output-type": ["image"],
+        }
+    ]
+    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
+    tools = Registry()
+    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
+    scripted_llm.reply('1. find similar images -> Image Search by Image(image="example.jpg")')
+    plan = await Planner(client, tools, include_spec_only=True).aplan("images like example.jpg", request_id="r")
+    assert [(t.tool, t.args) for t in plan.tasks] == [("Image Search (by Image)", {"image": "example.jpg"})]
+    assert "- Image Search by Image(image: image) -> image" in scripted_llm.requests[0]["prompt"]

@@ -159,7 +159,11 @@ def test_the_planner_sees_the_vision_tools_as_reviewed():
     """The catalog lines and argument schemas the planner gets; regenerate with PATCHBAY_UPDATE_SNAPSHOTS=1."""
     registry = Registry()
     registry.add(*diffusion.TOOLS, *controlnet.TOOLS)
-    catalog = render("plan_system", tools=list(registry), examples=[]).split("# Tools", 1)[1].strip()
+    catalog = (
+        render("plan_system", tools=list(registry), examples=[], plan_format="json", shown_names={})
+        .split("# Tools", 1)[1]
+        .strip()
+    )
     schemas = json.dumps({spec.name: spec.input_schema() for spec in registry}, indent=1, sort_keys=True)
     text = f"{catalog}\n\n{schemas}\n"
     if os.environ.get("PATCHBAY_UPDATE_SNAPSHOTS") == "1":
