@@ -29,6 +29,7 @@ NO_PLAN = "none"
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?(\d{1,4})\s*[.):]\s*(.*)$", re.IGNORECASE)
 _LINE_REFERENCE = re.compile(r"#(\d{1,4})\b")
 _ASSIGNMENT = re.compile(r"\s*([^=\"']+?)\s*=\s*(\S.*?)\s*")
+_NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
 # "tool(args) -> image": the catalog's way of showing an output kind, copied into a plan line.
 _TRAILING_KIND = re.compile(r"\)\s*->\s*[\w\[\] ]{1,30}$")
@@ -121,6 +122,8 @@ def _parse_line(line: str) -> tuple[dict[str, Any], str] | None:
     rest = numbered.group(2) if numbered else line.strip().lstrip("-*• ").strip()
     call = _call_at_end(rest) or _assigned_call(rest)
     if call is None:
+        if _NO_TOOL.search(rest):
+            return None  # "save it as x.jpg -> none": the model says this action needs no tool
         if numbered and rest.strip():
             raise PlanParseError(
                 f"step {numbered.group(1)} has no tool call: {rest.strip()[:100]!r}; "

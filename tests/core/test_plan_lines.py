@@ -45,6 +45,11 @@ def test_positional_arguments_stay_positional_for_the_validator_to_map():
     assert tasks[1] == {"id": 2, "tool": "Image Search (by Image)", "args": ["<resource-1>"]}
 
 
+def test_an_action_the_model_maps_to_no_tool_is_not_a_step():
+    tasks, steps = parse_plan_lines('1. colorize it -> Image Colorizer(image="a.jpg")\n2. save it as b.jpg -> none')
+    assert [t["tool"] for t in tasks] == ["Image Colorizer"] and steps == ["colorize it"]
+
+
 @pytest.mark.parametrize("reply", ["none", "Plan:\nnone", "  None.  ", ""])
 def test_a_reply_of_none_is_an_empty_plan(reply):
     assert parse_plan_lines(reply) == ([], [])
