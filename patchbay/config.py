@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 StructuredOutput = Literal["auto", "json_schema", "llama", "prefill", "json_object", "none"]
 _STRUCTURED = ("auto", "json_schema", "llama", "prefill", "json_object", "none")
+_PLAN_FORMATS = ("json", "lines")
 BackendName = Literal["in-process", "ray"]
 _BACKENDS = ("in-process", "ray")
 
@@ -27,6 +28,7 @@ class Settings:
             (``qwen2.5-coder-1.5b`` or ``smollm2-135m``).
         PATCHBAY_WORKSPACE: the artifact store and conversation database.
         PATCHBAY_STRUCTURED_OUTPUT: auto | json_schema | llama | prefill | json_object | none.
+        PATCHBAY_PLAN_FORMAT: json | lines: how the LLM writes plans (lines needs prefill).
         PATCHBAY_LLM_THREADS: CPU threads for the embedded server.
         PATCHBAY_BACKEND: where tools run: ``in-process`` or ``ray``.
         PATCHBAY_RAY_ADDRESS: the Ray cluster for the ray backend (``host:6379``,
@@ -41,6 +43,7 @@ class Settings:
     llm_threads: int | None = None
     workspace: Path = field(default_factory=lambda: Path("patchbay-workspace"))
     structured_output: StructuredOutput = "auto"
+    plan_format: Literal["json", "lines"] = "json"
     temperature: float = 0.0
     llm_timeout_s: float = 300.0
     max_plan_attempts: int = 3
@@ -66,6 +69,9 @@ class Settings:
         structured = env.get("PATCHBAY_STRUCTURED_OUTPUT", "auto")
         if structured not in _STRUCTURED:
             raise ConfigError(f"PATCHBAY_STRUCTURED_OUTPUT={structured!r}; use one of {', '.join(_STRUCTURED)}")
+        plan_format = env.get("PATCHBAY_PLAN_FORMAT", "json")
+        if plan_format not in _PLAN_FORMATS:
+            raise ConfigError(f"PATCHBAY_PLAN_FORMAT={plan_format!r}; use one of {', '.join(_PLAN_FORMATS)}")
         backend = env.get("PATCHBAY_BACKEND", "in-process")
         if backend not in _BACKENDS:
             raise ConfigError(f"PATCHBAY_BACKEND={backend!r}; use one of {', '.join(_BACKENDS)}")
@@ -79,6 +85,7 @@ class Settings:
             llm_threads=int(threads) if threads else None,
             workspace=Path(env.get("PATCHBAY_WORKSPACE", "patchbay-workspace")),
             structured_output=structured,  # type: ignore[arg-type]
+            plan_format=plan_format,  # type: ignore[arg-type]
             backend=backend,  # type: ignore[arg-type]
             ray_address=env.get("PATCHBAY_RAY_ADDRESS") or None,
         )

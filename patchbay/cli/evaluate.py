@@ -45,7 +45,9 @@ async def run(args: argparse.Namespace) -> int:
     modes = ["planner", "baseline"] if args.mode == "both" else [args.mode]
     results = {}
     async with connect(settings) as client:
-        planner = Planner(client, registry, include_spec_only=True, allowed_links=links)
+        planner = Planner(
+            client, registry, include_spec_only=True, allowed_links=links, plan_format=settings.plan_format
+        )
         for mode in modes:
             out = Path(args.out) / f"{mode}.jsonl"
             with tqdm(total=len(records), desc=mode, file=sys.stderr, unit="plan") as bar:

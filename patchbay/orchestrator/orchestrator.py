@@ -103,6 +103,7 @@ class Orchestrator:
             self.registry,
             max_attempts=settings.max_plan_attempts,
             include_spec_only=self._dry_run,
+            plan_format=settings.plan_format,
         )
         self.composer = Composer(self.client, name_of=self._artifact_name)
         backend = self._backend or make_backend(settings, self.store)

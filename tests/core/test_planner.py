@@ -15,7 +15,7 @@ from patchbay.orchestrator.events import PlanRejected
 from patchbay.tools import Registry
 
 
-def planner_for(server, structured="auto", attempts=3, plan_format=None) -> Planner:
+def planner_for(server, structured="auto", attempts=3, plan_format="json") -> Planner:
     client = ChatClient(server.base_url, "test", "scripted-model", structured=structured, max_retries=0)
     return Planner(client, registry(), max_attempts=attempts, plan_format=plan_format)
 
@@ -190,7 +190,7 @@ async def test_a_text_argument_naming_a_later_task_the_plan_lacks_gets_the_users
 
 async def test_prefill_output_asks_for_the_line_notation_and_reads_it(scripted_llm):
     scripted_llm.reply('1. shout it -> shout(text="hi")\n2. caption it -> caption(image="art-00000000000000aa")')
-    planner = planner_for(scripted_llm, structured="prefill")
+    planner = planner_for(scripted_llm, structured="prefill", plan_format="lines")
     plan = await planner.aplan("shout hi", request_id="r")
     assert plan.to_json()["tasks"][0] == {"id": 1, "tool": "shout", "args": {"text": "hi"}}
     sent = scripted_llm.requests[0]
@@ -204,7 +204,7 @@ async def test_a_line_notation_repair_names_references_as_the_model_writes_them(
     rejected = '1. shout it -> shout(text="hi")\n2. caption it -> caption(image=#1)'
     scripted_llm.reply(rejected)
     scripted_llm.reply('1. shout it -> shout(text="hi")')
-    plan = await planner_for(scripted_llm, structured="prefill").aplan("shout hi", request_id="r")
+    plan = await planner_for(scripted_llm, structured="prefill", plan_format="lines").aplan("shout hi", request_id="r")
     assert [t.tool for t in plan.tasks] == ["shout"]
     repair = scripted_llm.requests[1]["prompt"]
     assert f"<|im_start|>assistant\n{rejected}<|im_end|>" in repair
@@ -264,6 +264,7 @@ async def test_line_notation_shows_bracketed_tool_names_without_brackets_and_rea
     tools.load_spec_file(tmp_path / "tools.json", source="test")
     client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
     scripted_llm.reply('1. find similar images -> Image Search by Image(image="example.jpg")')
-    plan = await Planner(client, tools, include_spec_only=True).aplan("images like example.jpg", request_id="r")
+    planner = Planner(client, tools, include_spec_only=True, plan_format="lines")
+    plan = await planner.aplan("images like example.jpg", request_id="r")
     assert [(t.tool, t.args) for t in plan.tasks] == [("Image Search (by Image)", {"image": "example.jpg"})]
     assert "- Image Search by Image(image: image) -> image" in scripted_llm.requests[0]["prompt"]

@@ -39,13 +39,13 @@ def builtin():
     return registry
 
 
-def unused_client() -> ChatClient:
-    return ChatClient("http://127.0.0.1:9/v1", "x", "m")
+def unused_client(structured="auto") -> ChatClient:
+    return ChatClient("http://127.0.0.1:9/v1", "x", "m", structured=structured)
 
 
 @pytest.mark.parametrize(("plan_format", "suffix"), [("json", ""), ("lines", "_lines")])
 def test_planner_prompt(builtin, plan_format, suffix):
-    planner = Planner(unused_client(), builtin, plan_format=plan_format)
+    planner = Planner(unused_client("prefill"), builtin, plan_format=plan_format)
     messages = planner.messages(
         "now make it black and white",
         attachments=[{"id": "art-00000000000000aa", "name": "song.wav", "mime": "audio/wav"}],
