@@ -27,7 +27,8 @@ ARROW = "->"
 # What a reply says when the request needs no tool.
 NO_PLAN = "none"
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?(\d{1,4})\s*[.):]\s*(.*)$", re.IGNORECASE)
-_LINE_REFERENCE = re.compile(r"#(\d{1,4})\b")
+# A quoted string (kept as it is) or a bare #N (a reference).
+_QUOTED_OR_REFERENCE = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|#(\d{1,4})\b""")
 _ASSIGNMENT = re.compile(r"\s*([^=\"']+?)\s*=\s*(\S.*?)\s*")
 _NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
@@ -194,29 +195,7 @@ def _parse_arguments(text: str, where: str) -> dict[str, Any] | list[Any]:
 
 def _references_as_strings(text: str) -> str:
     """Rewrite ``#N`` outside quotes as ``"<resource-N>"``; quoted text is left alone."""
-    out: list[str] = []
-    quote, escape, i = "", False, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            out.append(ch)
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == quote:
-                quote = ""
-            i += 1
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch == "#" and (match := _LINE_REFERENCE.match(text, i)):
-            out.append(f'"<resource-{match.group(1)}>"')
-            i = match.end()
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    return _QUOTED_OR_REFERENCE.sub(lambda m: f'"<resource-{m.group(1)}>"' if m.group(1) else m.group(0), text)
 
 
 def _value(node: ast.expr, where: str) -> Any:
