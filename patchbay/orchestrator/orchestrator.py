@@ -98,8 +98,11 @@ class Orchestrator:
     async def _open(self) -> None:
         settings = self.settings
         self.client = await self._stack.enter_async_context(connect(settings))
+        planner_client = self.client
+        if settings.uses_embedded:
+            planner_client = await self._stack.enter_async_context(connect(settings, role="planner"))
         self.planner = Planner(
-            self.client,
+            planner_client,
             self.registry,
             max_attempts=settings.max_plan_attempts,
             include_spec_only=self._dry_run,

@@ -34,6 +34,8 @@ def embedded_settings(tmp_path) -> Settings:
 async def test_the_embedded_model_plans_runs_and_follows_up(embedded_settings):
     assert embedded_settings.uses_embedded
     async with Orchestrator(embedded_settings) as patchbay:
+        # The planner has a llama.cpp server of its own, so answers never evict its cached catalog.
+        assert patchbay.planner.client.base_url != patchbay.client.base_url
         first = await patchbay.arun("Rotate landscape.png by 90 degrees", [EXAMPLE], thread_id="e2e")
         assert [t.tool for t in first.plan.tasks] == ["image_rotate"]
         assert first.failed_tasks == []
