@@ -28,7 +28,8 @@ class Settings:
             (``qwen2.5-coder-1.5b`` or ``smollm2-135m``).
         PATCHBAY_WORKSPACE: the artifact store and conversation database.
         PATCHBAY_STRUCTURED_OUTPUT: auto | json_schema | llama | prefill | json_object | none.
-        PATCHBAY_PLAN_FORMAT: json | lines: how the LLM writes plans (lines needs prefill).
+        PATCHBAY_PLAN_FORMAT: lines | json: how the LLM writes plans; lines applies
+            only where patchbay begins the reply (prefill), other endpoints get JSON.
         PATCHBAY_LLM_THREADS: CPU threads for the embedded server.
         PATCHBAY_BACKEND: where tools run: ``in-process`` or ``ray``.
         PATCHBAY_RAY_ADDRESS: the Ray cluster for the ray backend (``host:6379``,
@@ -43,7 +44,7 @@ class Settings:
     llm_threads: int | None = None
     workspace: Path = field(default_factory=lambda: Path("patchbay-workspace"))
     structured_output: StructuredOutput = "auto"
-    plan_format: Literal["json", "lines"] = "json"
+    plan_format: Literal["json", "lines"] = "lines"
     temperature: float = 0.0
     llm_timeout_s: float = 300.0
     max_plan_attempts: int = 3
@@ -69,7 +70,7 @@ class Settings:
         structured = env.get("PATCHBAY_STRUCTURED_OUTPUT", "auto")
         if structured not in _STRUCTURED:
             raise ConfigError(f"PATCHBAY_STRUCTURED_OUTPUT={structured!r}; use one of {', '.join(_STRUCTURED)}")
-        plan_format = env.get("PATCHBAY_PLAN_FORMAT", "json")
+        plan_format = env.get("PATCHBAY_PLAN_FORMAT", "lines")
         if plan_format not in _PLAN_FORMATS:
             raise ConfigError(f"PATCHBAY_PLAN_FORMAT={plan_format!r}; use one of {', '.join(_PLAN_FORMATS)}")
         backend = env.get("PATCHBAY_BACKEND", "in-process")

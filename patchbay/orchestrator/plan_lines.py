@@ -32,8 +32,11 @@ _QUOTED_OR_REFERENCE = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|#(\d{1
 _ASSIGNMENT = re.compile(r"\s*([^=\"']+?)\s*=\s*(\S.*?)\s*")
 _NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
-# "tool(args) -> image": the catalog's way of showing an output kind, copied into a plan line.
-_TRAILING_KIND = re.compile(r"\)\s*->\s*[\w\[\] ]{1,30}$")
+# "tool(args) -> image" (the catalog's way of showing an output kind, copied into a plan
+# line) or "-> art-0123456789abcdef" (the result's handle, guessed): not part of the call.
+_TRAILING_KIND = re.compile(r"\)\s*->\s*[\w\[\] -]{1,40}$")
+# "tool(args)  # a note" or "// a note": a comment after the call.
+_TRAILING_COMMENT = re.compile(r"\)\s+(?:#|//).*$")
 _JSON_WORDS = {"true": True, "false": False, "null": None, "none": None, "True": True, "False": False, "None": None}
 
 
@@ -155,7 +158,7 @@ def _assigned_call(text: str) -> tuple[str, str] | None:
 
 def _call_at_end(text: str) -> tuple[str, str] | None:
     """Split ``head(args)`` at the balanced parentheses that close the line (names may hold brackets)."""
-    stripped = _TRAILING_KIND.sub(")", text.rstrip().rstrip(";,."))
+    stripped = _TRAILING_KIND.sub(")", _TRAILING_COMMENT.sub(")", text.rstrip()).rstrip(";,."))
     if not stripped.endswith(")"):
         return None
     depth, quote = 0, ""

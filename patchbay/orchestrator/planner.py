@@ -45,9 +45,7 @@ class Planner:
         plan_format: how the LLM writes plans: ``json`` (what schema-constrained
             endpoints enforce) or ``lines`` (``2. action -> tool(arg=#1)``, a third
             of the tokens, for a model decoding on a CPU; only with a ``prefill``
-            client). Lines plan TaskBench better and faster, but on the embedded
-            model a conversational follow-up ("now make it 100 pixels wide") came
-            out as a cycle, so JSON stays the default.
+            client), which plans TaskBench better and faster (docs/benchmarks.md).
     """
 
     def __init__(
@@ -59,7 +57,7 @@ class Planner:
         include_spec_only: bool = False,
         allowed_links: set[tuple[str, str]] | None = None,
         salvage: bool = True,
-        plan_format: PlanFormat = "json",
+        plan_format: PlanFormat = "lines",
     ):
         self.client = client
         self.plan_format: PlanFormat = plan_format if client.structured == "prefill" else "json"

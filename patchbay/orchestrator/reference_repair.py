@@ -68,17 +68,24 @@ def _means_user_text(ref: int | None, own_id: int, ids: list[int]) -> bool:
 def point_dangling_references_at(
     raw: list[dict[str, Any]], latest: dict[str, str], registry: Registry
 ) -> list[dict[str, Any]]:
-    """Small models write "<resource-N>" for an earlier turn's file; read it as the latest file of that kind."""
+    """Small models write "<resource-N>" for an earlier turn's file; read it as the latest file of that kind.
+
+    Such a reference names a task the plan lacks, or one that is not earlier than
+    the task itself (the model numbered the earlier turn's result as step 2 of
+    a two-step plan); neither could mean a task of this plan.
+    """
     if not latest:
         return raw
-    ids = {t["id"] if t["id"] is not None else i + 1 for i, t in enumerate(raw)}
-    for task in raw:
+    ids = [t["id"] if t["id"] is not None else i + 1 for i, t in enumerate(raw)]
+    for own_id, task in zip(ids, raw, strict=True):
         if task["tool"] not in registry or not isinstance(task["args"], dict):
             continue
         spec = registry.get(task["tool"])
         for name, value in task["args"].items():
             ref, param = whole_reference(value), spec.param(name)
-            if ref is not None and ref not in ids and param is not None and param.kind in latest:
+            if ref is None or param is None or param.kind not in latest:
+                continue
+            if ref not in ids or (isinstance(own_id, int) and ref >= own_id):
                 task["args"][name] = latest[param.kind]
     return raw
 

@@ -91,6 +91,23 @@ def test_a_right_reference_an_unfixable_one_and_a_zero_based_plan_are_left_alone
     }
 
 
+def test_in_a_follow_up_a_reference_no_task_of_the_plan_can_be_means_the_latest_result(registry):
+    from patchbay.orchestrator.reference_repair import point_dangling_references_at
+
+    latest = {"image": "art-20116f51d36c48b3"}
+    # Step 1 names "#2" for the earlier turn's picture: a forward reference, so not task 2.
+    raw = tasks(("Image Colorizer", {"image": "<resource-2>"}), ("Image-to-Text", {"image": "<resource-1>"}))
+    fixed = point_dangling_references_at(raw, latest, registry)
+    assert [t["args"] for t in fixed] == [{"image": "art-20116f51d36c48b3"}, {"image": "<resource-1>"}]
+    # A task the plan lacks; a kind with no latest result stays for the validator to report.
+    raw = tasks(("Image Colorizer", {"image": "<resource-7>"}), ("Text Expander", {"text": "<resource-3>"}))
+    fixed = point_dangling_references_at(raw, latest, registry)
+    assert [t["args"] for t in fixed] == [{"image": "art-20116f51d36c48b3"}, {"text": "<resource-3>"}]
+    # Without an earlier turn nothing changes.
+    raw = tasks(("Image Colorizer", {"image": "<resource-2>"}))
+    assert point_dangling_references_at(raw, {}, registry)[0]["args"] == {"image": "<resource-2>"}
+
+
 def test_allowed_links_decide_which_earlier_task_is_meant(registry):
     from patchbay.orchestrator.reference_repair import repoint_mistyped_references
 
