@@ -67,8 +67,9 @@ def catalog_for_planning() -> Registry:
 async def run(cases: list[Case]) -> list[tuple[Case, tuple[str, ...] | None, float, str]]:
     registry = catalog_for_planning()
     rows = []
-    async with connect(Settings.from_env()) as client:
-        planner = Planner(client, registry, include_spec_only=True)
+    settings = Settings.from_env()
+    async with connect(settings) as client:
+        planner = Planner(client, registry, include_spec_only=True, plan_format=settings.plan_format)
         for case in cases:
             started = time.monotonic()
             try:

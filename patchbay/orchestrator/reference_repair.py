@@ -70,9 +70,10 @@ def point_dangling_references_at(
 ) -> list[dict[str, Any]]:
     """Small models write "<resource-N>" for an earlier turn's file; read it as the latest file of that kind.
 
-    Such a reference names a task the plan lacks, or one that is not earlier than
-    the task itself (the model numbered the earlier turn's result as step 2 of
-    a two-step plan); neither could mean a task of this plan.
+    Such a reference names a task the plan lacks, or a later one (the model
+    numbered the earlier turn's result as step 2 of a two-step plan); neither
+    could mean a task of this plan. A reference to the task itself is left to
+    :func:`repoint_mistyped_references`, which prefers a file the request names.
     """
     if not latest:
         return raw
@@ -85,7 +86,7 @@ def point_dangling_references_at(
             ref, param = whole_reference(value), spec.param(name)
             if ref is None or param is None or param.kind not in latest:
                 continue
-            if ref not in ids or (isinstance(own_id, int) and ref >= own_id):
+            if ref not in ids or (isinstance(own_id, int) and ref > own_id):
                 task["args"][name] = latest[param.kind]
     return raw
 
