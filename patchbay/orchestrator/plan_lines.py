@@ -35,6 +35,8 @@ _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
 # "tool(args) -> image" (the catalog's way of showing an output kind, copied into a plan
 # line) or "-> art-0123456789abcdef" (the result's handle, guessed): not part of the call.
 _TRAILING_KIND = re.compile(r"\)\s*->\s*[\w\[\] -]{1,40}$")
+# "tool(args -> image": the same with the call's closing bracket forgotten.
+_UNCLOSED_KIND = re.compile(r"\s*->\s*[\w\[\] -]{1,40}$")
 # "tool(args)  # a note" or "// a note": a comment after the call.
 _TRAILING_COMMENT = re.compile(r"\)\s+(?:#|//).*$")
 _JSON_WORDS = {"true": True, "false": False, "null": None, "none": None, "True": True, "False": False, "None": None}
@@ -159,6 +161,9 @@ def _assigned_call(text: str) -> tuple[str, str] | None:
 def _call_at_end(text: str) -> tuple[str, str] | None:
     """Split ``head(args)`` at the balanced parentheses that close the line (names may hold brackets)."""
     stripped = _TRAILING_KIND.sub(")", _TRAILING_COMMENT.sub(")", text.rstrip()).rstrip(";,."))
+    if not stripped.endswith(")") and stripped.count("(") > stripped.count(")"):
+        closed = _UNCLOSED_KIND.sub("", stripped)
+        stripped = closed + ")" if closed != stripped else stripped
     if not stripped.endswith(")"):
         return None
     depth, quote = 0, ""

@@ -30,15 +30,17 @@ def test_what_small_models_write_around_the_notation_is_read_as_they_mean_it():
         "3: add reverb -> Audio Effects(audio=x.wav, text=reverb)\n"
         "4. tag it -> tag(text=\"#greenliving is not a reference\", labels=[#1, 'cat'])\n"
         '5. flip it -> image_flip(image=#2, direction="vertical") -> art-20116f51d36c48b3\n'
-        "6. crop it -> image_crop(image=#2, left=0)  #2 is the handle of art-20116f51d36c48b3"
+        "6. crop it -> image_crop(image=#2, left=0)  #2 is the handle of art-20116f51d36c48b3\n"
+        '7. draw -> controlnet_generate(image="#1", condition="pose" -> image'
     )
     assert [t["tool"] for t in tasks][:4] == ["Image Search (by Image)", "Image Colorizer", "Audio Effects", "tag"]
     assert tasks[4]["args"] == {"image": "<resource-2>", "direction": "vertical"}  # a guessed result handle is dropped
     assert tasks[5]["args"] == {"image": "<resource-2>", "left": 0}  # so is a comment after the call
+    assert tasks[6]["args"] == {"image": "<resource-1>", "condition": "pose"}  # a forgotten ")" before "-> image"
     assert tasks[1]["args"] == {"image": "<resource-1>"}  # a quoted "#1" is still a reference
     assert tasks[2]["args"] == {"audio": "x.wav", "text": "reverb"}  # bare words are the words
     assert tasks[3]["args"] == {"text": "#greenliving is not a reference", "labels": ["<resource-1>", "cat"]}
-    assert steps == ["find similar pictures", "", "add reverb", "tag it", "flip it", "crop it"]
+    assert steps == ["find similar pictures", "", "add reverb", "tag it", "flip it", "crop it", "draw"]
 
 
 def test_positional_arguments_stay_positional_for_the_validator_to_map():
