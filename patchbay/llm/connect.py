@@ -28,14 +28,11 @@ async def connect(settings: Settings, *, role: str | None = None) -> AsyncIterat
     base_url, model, structured = settings.base_url, settings.model, settings.structured_output
     server = None
     if settings.uses_embedded:
-        from .assets import EMBEDDED_MODELS, _cache_root
+        from .assets import EMBEDDED_MODELS
         from .embedded import start_embedded
 
-        options = (
-            {"log_path": _cache_root() / "logs" / f"embedded-{settings.embedded_model}-{role}.log"} if role else {}
-        )
         server = await asyncio.to_thread(
-            start_embedded, settings.embedded_model, n_threads=settings.llm_threads, **options
+            start_embedded, settings.embedded_model, n_threads=settings.llm_threads, role=role
         )
         base_url, model = server.base_url, server.model_alias
         if structured == "auto":

@@ -91,7 +91,9 @@ class EmbeddedServer:
         chat_format: a llama-cpp-python chat format to force; None uses the
             template stored in the GGUF.
         log_path: where the server's stdout and stderr go; default
-            ``$PATCHBAY_CACHE/logs/embedded-<alias>.log``.
+            ``$PATCHBAY_CACHE/logs/embedded-<alias>[-<role>].log``.
+        role: what this server is for, when a process runs more than one
+            (``planner``); it keeps their logs apart.
         extra_args: further ``llama_cpp.server`` flags, e.g. ``["--cache", "true"]``.
 
     Example:
@@ -113,6 +115,7 @@ class EmbeddedServer:
         chat_format: str | None = None,
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),
+        role: str | None = None,
     ):
         if n_threads is not None and n_threads < 1:
             raise ConfigError(f"n_threads must be at least 1, got {n_threads}")
@@ -127,7 +130,8 @@ class EmbeddedServer:
         self.chat_format = chat_format
         self.extra_args = tuple(extra_args)
         safe_alias = re.sub(r"[^A-Za-z0-9._-]", "_", model_alias)
-        self.log_path = Path(log_path) if log_path else _cache_root() / "logs" / f"embedded-{safe_alias}.log"
+        log_name = f"embedded-{safe_alias}-{role}.log" if role else f"embedded-{safe_alias}.log"
+        self.log_path = Path(log_path) if log_path else _cache_root() / "logs" / log_name
         self._requested_port = port
         self._port: int | None = port
         self._process: subprocess.Popen[bytes] | None = None

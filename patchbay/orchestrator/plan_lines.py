@@ -34,9 +34,10 @@ _NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
 # "tool(args) -> image" (the catalog's way of showing an output kind, copied into a plan
 # line) or "-> art-0123456789abcdef" (the result's handle, guessed): not part of the call.
-_TRAILING_KIND = re.compile(r"\)\s*->\s*[\w\[\] -]{1,40}$")
+_KIND_TAIL = r"\s*->\s*[\w\[\] -]{1,40}$"
+_TRAILING_KIND = re.compile(r"\)" + _KIND_TAIL)
 # "tool(args -> image": the same with the call's closing bracket forgotten.
-_UNCLOSED_KIND = re.compile(r"\s*->\s*[\w\[\] -]{1,40}$")
+_UNCLOSED_KIND = re.compile(_KIND_TAIL)
 # "tool(args)  # a note" or "// a note": a comment after the call.
 _TRAILING_COMMENT = re.compile(r"\)\s+(?:#|//).*$")
 _JSON_WORDS = {"true": True, "false": False, "null": None, "none": None, "True": True, "False": False, "None": None}
@@ -162,8 +163,7 @@ def _call_at_end(text: str) -> tuple[str, str] | None:
     """Split ``head(args)`` at the balanced parentheses that close the line (names may hold brackets)."""
     stripped = _TRAILING_KIND.sub(")", _TRAILING_COMMENT.sub(")", text.rstrip()).rstrip(";,."))
     if not stripped.endswith(")") and stripped.count("(") > stripped.count(")"):
-        closed = _UNCLOSED_KIND.sub("", stripped)
-        stripped = closed + ")" if closed != stripped else stripped
+        stripped = _UNCLOSED_KIND.sub(")", stripped)
     if not stripped.endswith(")"):
         return None
     depth, quote = 0, ""
