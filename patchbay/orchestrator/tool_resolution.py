@@ -87,6 +87,13 @@ def resolve_unknown_tools(
         name = task["tool"]
         if not any(task is m for m in misfits):
             continue
+        spelled = _spelled_alike(name, catalog) if name not in known else None
+        if spelled is not None:
+            renamed = _rename_args(task["args"], spelled, by_id, known)
+            if len(renamed) == len(task["args"]) and not misfit(renamed, spelled):
+                log.info("task %s: tool %r read as %s", own_id, name, spelled.name)
+                task["tool"], task["args"] = spelled.name, renamed
+                continue
         inputs = _input_kinds(task["args"], by_id, known)
         wanted = _wanted_output(own_id, raw, ids, known)
         neighbours = _neighbours(own_id, task, raw, ids, known)
@@ -241,6 +248,21 @@ def _rename_args(
         if match is not None:
             renamed[match.name] = value
     return renamed
+
+
+def _spelled_alike(name: str, catalog: Sequence[ToolSpec]) -> ToolSpec | None:
+    """The one catalog tool whose name differs from ``name`` only in case, spaces and punctuation.
+
+    "Image to Text" is the model naming Image-to-Text, whatever the step says: no
+    closeness of meaning should override that.
+    """
+    letters = _letters(name)
+    alike = [spec for spec in catalog if _letters(spec.name) == letters]
+    return alike[0] if len(alike) == 1 else None
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
 def _words(name: str) -> str:

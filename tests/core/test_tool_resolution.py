@@ -107,6 +107,19 @@ def test_allowed_links_rule_out_a_candidate(registry):
     assert resolve(reply, registry)[0]["tool"] == "Text-to-Video"
 
 
+def test_a_name_spelled_with_other_punctuation_is_that_tool_whatever_the_step_says(registry):
+    reply = plan(
+        ["pull a still out of clip.mp4", "look up images like it"],
+        ("video to image", {"video": "clip.mp4"}),
+        ("ImageSearch by Image", {"image": "<resource-1>"}),
+    )
+    tasks = resolve(reply, registry, similarity=lambda query, texts: [0.0] * len(texts))
+    assert [(t["tool"], t["args"]) for t in tasks] == [
+        ("Video-to-Image", {"video": "clip.mp4"}),
+        ("Image Search (by Image)", {"image": "<resource-1>"}),
+    ]
+
+
 def test_no_fitting_tool_leaves_the_name_for_the_validator(registry):
     reply = plan(["transcribe the podcast"], ("Speech Recognizer", {"audio": "podcast.mp3"}))
     assert resolve(reply, registry)[0]["tool"] == "Speech Recognizer"  # nothing here takes audio and gives text
