@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PlanParseError
@@ -29,6 +30,8 @@ NO_PLAN = "none"
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?(\d{1,4})\s*[.):]\s*(.*)$", re.IGNORECASE)
 # A quoted string (kept as it is) or a bare #N (a reference).
 _QUOTED_OR_REFERENCE = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|#(\d{1,4})\b""")
+# A quoted string (kept as it is) or an argument's "name:" at its start.
+_QUOTED_OR_COLON_ARGUMENT = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|((?:^|,)\s*)([A-Za-z_]\w*)\s*:(?!//)""")
 _ASSIGNMENT = re.compile(r"\s*([^=\"']+?)\s*=\s*(\S.*?)\s*")
 _NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
@@ -40,6 +43,7 @@ _TRAILING_KIND = re.compile(r"\)" + _KIND_TAIL)
 _UNCLOSED_KIND = re.compile(_KIND_TAIL)
 # "tool(args)  # a note" or "// a note": a comment after the call.
 _TRAILING_COMMENT = re.compile(r"\)\s+(?:#|//).*$")
+_WRITTEN_REFERENCE = re.compile(r"<resource-(\d+)>")
 _JSON_WORDS = {"true": True, "false": False, "null": None, "none": None, "True": True, "False": False, "None": None}
 
 
@@ -68,7 +72,7 @@ def parse_plan_lines(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             tasks.append(task)
             steps.append(step)
     if tasks:
-        return tasks, steps
+        return _hoist_nested_calls(tasks, steps)
     if _says_no_plan(body):
         return [], []
     shown = body.strip()[:120] or "nothing"
@@ -192,13 +196,89 @@ def _parse_arguments(text: str, where: str) -> dict[str, Any] | list[Any]:
     try:
         call = ast.parse(f"f({source})", mode="eval").body
     except SyntaxError as exc:
-        raise PlanParseError(f"{where}: cannot read the arguments ({text.strip()[:100]!r}): {exc.msg}") from None
+        try:  # "text: "hello"": the catalog's "name: type" copied into the call
+            call = ast.parse(f"f({_colons_as_assignments(source)})", mode="eval").body
+        except SyntaxError:
+            raise PlanParseError(f"{where}: cannot read the arguments ({text.strip()[:100]!r}): {exc.msg}") from None
     assert isinstance(call, ast.Call)
+    return _call_arguments(call, where)
+
+
+def _call_arguments(call: ast.Call, where: str) -> dict[str, Any] | list[Any]:
     positional = [_value(node, where) for node in call.args]
     named = {kw.arg: _value(kw.value, where) for kw in call.keywords if kw.arg is not None}
     if positional and named:
         raise PlanParseError(f"{where} mixes positional and named arguments; name every argument")
     return positional if positional else named
+
+
+@dataclass(frozen=True)
+class _NestedCall:
+    """A tool call written as another call's argument, until it becomes a task of its own."""
+
+    tool: str
+    args: dict[str, Any] | list[Any]
+
+
+def _hoist_nested_calls(tasks: list[dict[str, Any]], steps: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Make each nested call a task just before the task that takes its result; renumber references to match."""
+    if not any(_has_nested(task["args"]) for task in tasks):
+        return tasks, steps
+    flat: list[tuple[dict[str, Any], str, int | None]] = []  # task, action, its number as written
+
+    def hoist(value: Any) -> Any:
+        if isinstance(value, list):
+            return [hoist(item) for item in value]
+        if isinstance(value, dict):
+            return {name: hoist(item) for name, item in value.items()}
+        if isinstance(value, _NestedCall):
+            args = hoist(value.args)
+            flat.append(({"tool": value.tool, "args": args}, "", None))
+            return _Placeholder(len(flat) - 1)
+        return value
+
+    for position, (task, step) in enumerate(zip(tasks, steps, strict=True), start=1):
+        args = hoist(task["args"])
+        flat.append(({"tool": task["tool"], "args": args}, step, task["id"] if task["id"] is not None else position))
+    new_id = {written: index + 1 for index, (_, _, written) in enumerate(flat) if written is not None}
+
+    def renumber(value: Any) -> Any:
+        if isinstance(value, list):
+            return [renumber(item) for item in value]
+        if isinstance(value, dict):
+            return {name: renumber(item) for name, item in value.items()}
+        if isinstance(value, _Placeholder):
+            return f"<resource-{value.index + 1}>"
+        if isinstance(value, str):
+            return _WRITTEN_REFERENCE.sub(
+                lambda m: f"<resource-{new_id[int(m.group(1))]}>" if int(m.group(1)) in new_id else m.group(0), value
+            )
+        return value
+
+    hoisted = [
+        {"id": index + 1, "tool": t["tool"], "args": renumber(t["args"])} for index, (t, _, _) in enumerate(flat)
+    ]
+    return hoisted, [step for _, step, _ in flat]
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    index: int
+
+
+def _has_nested(value: Any) -> bool:
+    if isinstance(value, _NestedCall):
+        return True
+    if isinstance(value, list):
+        return any(_has_nested(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nested(item) for item in value.values())
+    return False
+
+
+def _colons_as_assignments(source: str) -> str:
+    """Rewrite ``name: value`` as ``name=value`` for each argument; quoted text is left alone."""
+    return _QUOTED_OR_COLON_ARGUMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}=" if m.group(2) else m.group(0), source)
 
 
 def _references_as_strings(text: str) -> str:
@@ -210,7 +290,11 @@ def _value(node: ast.expr, where: str) -> Any:
     """A literal; a bare word (``text=reverb``, ``true``, ``photo.jpg``) is read as the word, as small models mean it.
 
     A quoted ``"#2"`` is a reference too: small models quote it as often as not.
+    A call (``video=Video Voiceover(#2)`` written as ``VideoVoiceover('#2')``) is a
+    step of its own, made before the one that takes its result.
     """
+    if isinstance(node, ast.Call) and (name := _dotted_name(node.func)):
+        return _NestedCall(name, _call_arguments(node, where))
     if isinstance(node, ast.Name):
         return _JSON_WORDS.get(node.id, node.id)
     if isinstance(node, ast.Attribute) and (dotted := _dotted_name(node)):

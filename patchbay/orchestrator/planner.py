@@ -19,6 +19,8 @@ from .parse import parse_plan_steps, parse_plan_text
 from .plan import Plan
 from .plan_lines import format_plan_lines, in_line_notation, line_name, parse_plan_lines
 from .reference_repair import (
+    bypass_dropped_tasks,
+    complete_web_addresses,
     drop_downloads_of_local_files,
     point_dangling_references_at,
     read_self_references_as_user_text,
@@ -165,7 +167,7 @@ class Planner:
         schema = plan_schema(tools)
         messages = self.messages(request, attachments=attachments, history=history, feedback=feedback)
         last_error = ""
-        raw: list[dict[str, Any]] | None = None
+        readable: list[list[dict[str, Any]]] = []  # each attempt's plan that parsed, repairs applied
         replies: list[str] = []
         lines = self.plan_format == "lines"
         real_names = {shown: name for name, shown in self.shown_names().items()}
@@ -193,7 +195,8 @@ class Planner:
                 raw = resolve_unknown_tools(
                     raw, steps, tools, self.registry, allowed_links=self.allowed_links, mistyped_references=True
                 )
-                raw = drop_downloads_of_local_files(raw, self.registry)
+                raw = drop_downloads_of_local_files(complete_web_addresses(raw, self.registry), self.registry)
+                readable.append(raw)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:
                 last_error = str(exc)
@@ -205,8 +208,11 @@ class Planner:
                     {"role": "assistant", "content": reply},
                     {"role": "user", "content": render("plan_repair", error=shown, plan_format=self.plan_format)},
                 ]
-        if self.salvage and raw:
-            plan, dropped = self._salvage(raw, check_media_literal, allowed)
+        if self.salvage and readable:
+            # The largest valid part of any attempt (the earliest on a tie): at temperature 0 a
+            # repair often keeps the wrong step and loses a right one.
+            salvaged = [self._salvage(attempt_raw, check_media_literal, allowed) for attempt_raw in readable]
+            plan, dropped = max(salvaged, key=lambda kept: len(kept[0].tasks))
             if plan.tasks:
                 if emit is not None:
                     emit(
@@ -228,8 +234,8 @@ class Planner:
                 if not bad:
                     break
                 notes.extend(exc.problems)
-                numbered = [{**t, "id": t["id"] if t["id"] is not None else i + 1} for i, t in enumerate(remaining)]
-                remaining = [t for t in numbered if t["id"] not in bad]
+                remaining, bypassed = bypass_dropped_tasks(remaining, bad, self.registry)
+                notes.extend(bypassed)
             if not remaining:
                 break
         return Plan(), "; ".join(notes)

@@ -16,6 +16,8 @@ from ..tools._spec import is_media_kind
 from .plan import references_in, whole_reference
 
 __all__ = [
+    "bypass_dropped_tasks",
+    "complete_web_addresses",
     "drop_downloads_of_local_files",
     "is_local_file_name",
     "point_dangling_references_at",
@@ -151,6 +153,31 @@ def _files_of_kind(request: str, kind: str) -> list[str]:
 _WEB_ADDRESS = re.compile(r"^(https?://|www\.)", re.IGNORECASE)
 
 
+# "example.com/article", "www.example.org": a host name (and a path) written without its scheme.
+_BARE_ADDRESS = re.compile(
+    r"^(?:www\.[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?:/\S*)?|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/\S*)$",
+    re.IGNORECASE,
+)
+
+
+def complete_web_addresses(raw: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
+    """A url argument written without its scheme ("example.com/article") is read as https, as a browser would."""
+    for task in raw:
+        if task.get("tool") not in registry or not isinstance(task.get("args"), dict):
+            continue
+        spec = registry.get(task["tool"])
+        for name, value in task["args"].items():
+            param = spec.param(name)
+            if (
+                param is not None
+                and param.kind == "url"
+                and isinstance(value, str)
+                and _BARE_ADDRESS.match(value.strip())
+            ):
+                task["args"][name] = "https://" + value.strip()
+    return raw
+
+
 def drop_downloads_of_local_files(raw: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
     """A "download" of a file the user already has is no step: its consumers take the file itself.
 
@@ -188,3 +215,71 @@ def is_local_file_name(value: str) -> bool:
     """``photo.jpg``: a file name with a known extension, not a web address."""
     value = value.strip()
     return bool(_FILE_NAME.fullmatch(value)) and not _WEB_ADDRESS.match(value) and claimed_mime(value) is not None
+
+
+def bypass_dropped_tasks(
+    raw: list[dict[str, Any]], dropped: set[int], registry: Registry
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The tasks not in ``dropped``, each reference to a dropped pass-through task given that task's input.
+
+    A task that cannot run (an invented tool, a file of the wrong kind) is often a
+    step the user did not ask for, put between their file and the step they did
+    ("image_info of street.png, then canny_edges of #1"). When the dropped task
+    took one media input of the kind its consumer expects, the consumer can take
+    that input itself; otherwise the consumer keeps the dangling reference, and
+    the caller drops it in turn.
+
+    Returns:
+        ``(kept tasks, notes)``: a note for each reference given another value.
+    """
+    ids = [t["id"] if t.get("id") is not None else i + 1 for i, t in enumerate(raw)]
+    by_id = dict(zip(ids, raw, strict=True))
+    kept = [
+        {**t, "id": own_id, "args": dict(t["args"]) if isinstance(t.get("args"), dict) else t.get("args")}
+        for own_id, t in zip(ids, raw, strict=True)
+        if own_id not in dropped
+    ]
+    notes: list[str] = []
+    for task in kept:
+        spec = registry.get(task["tool"]) if task.get("tool") in registry else None
+        if spec is None or not isinstance(task.get("args"), dict):
+            continue
+        for name, value in task["args"].items():
+            ref, param = whole_reference(value), spec.param(name)
+            if ref not in dropped or param is None or not is_media_kind(param.kind):
+                continue
+            passed = _only_input_of_kind(by_id[ref], param.kind, by_id, dropped, registry)
+            for _ in range(len(dropped)):  # through a run of dropped tasks, to the input before them
+                through = whole_reference(passed)
+                if through not in dropped:
+                    break
+                passed = _only_input_of_kind(by_id[through], param.kind, by_id, dropped, registry)
+            if passed is not None and whole_reference(passed) not in dropped:
+                task["args"][name] = passed
+                notes.append(f"task {task['id']} takes {passed} in place of dropped task {ref}'s result")
+    return kept, notes
+
+
+def _only_input_of_kind(
+    task: dict[str, Any], kind: str, by_id: dict[int, dict[str, Any]], dropped: set[int], registry: Registry
+) -> str | None:
+    """The task's one value of media ``kind``, if just one: a file by its extension, a task by its
+    tool's output, a dropped task of an unknown tool as passing its own input through."""
+    args = task.get("args")
+    if not isinstance(args, dict):
+        return None
+    found = []
+    for value in args.values():
+        if not isinstance(value, str):
+            continue
+        ref = whole_reference(value)
+        if ref is not None:
+            tool = by_id[ref].get("tool") if ref in by_id else None
+            value_kind = registry.get(tool).output_kind if tool in registry else kind if ref in dropped else None
+        elif is_local_file_name(value):
+            value_kind = kind_of_mime(claimed_mime(value.strip()) or "")
+        else:
+            continue
+        if value_kind is not None and kinds_compatible(value_kind, kind):
+            found.append(value)
+    return found[0] if len(found) == 1 else None

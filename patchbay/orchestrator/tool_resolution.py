@@ -117,6 +117,8 @@ def resolve_unknown_tools(
             renamed = _rename_args(task["args"], chosen, by_id, known)
             if name in known and (len(renamed) < len(task["args"]) or misfit(renamed, chosen)):
                 continue  # a value the user gave would be lost, or would still not fit
+            if any(param.required and param.name not in renamed for param in chosen.params):
+                continue  # the values written cannot fill its inputs: it is not the tool meant
             log.info("task %s: tool %r read as %s", own_id, name, chosen.name)
             task["tool"] = chosen.name
             task["args"] = renamed

@@ -43,6 +43,30 @@ def test_what_small_models_write_around_the_notation_is_read_as_they_mean_it():
     assert steps == ["find similar pictures", "", "add reverb", "tag it", "flip it", "crop it", "draw"]
 
 
+def test_arguments_written_name_colon_value_like_the_catalog_are_read_as_assignments():
+    tasks, _ = parse_plan_lines(
+        '1. rephrase -> Text Paraphraser(text: "Ideas: cut waste, reuse", style: plain)\n'
+        '2. fetch -> Text Downloader(url: "https://example.com/a", extra: #1)'
+    )
+    assert tasks[0]["args"] == {"text": "Ideas: cut waste, reuse", "style": "plain"}  # quoted colons stay
+    assert tasks[1]["args"] == {"url": "https://example.com/a", "extra": "<resource-1>"}
+
+
+def test_a_call_nested_in_an_argument_becomes_the_step_before_and_references_are_renumbered():
+    tasks, steps = parse_plan_lines(
+        '1. translate -> Text Translator(text="Hola")\n'
+        "2. transcribe -> Video-to-Text(video=VideoVoiceover(video='example.mp4', text=#1))\n"
+        '3. sum up -> Text Summarizer(text=#2, note="#2 stays in quotes")'
+    )
+    assert tasks == [
+        {"id": 1, "tool": "Text Translator", "args": {"text": "Hola"}},
+        {"id": 2, "tool": "VideoVoiceover", "args": {"video": "example.mp4", "text": "<resource-1>"}},
+        {"id": 3, "tool": "Video-to-Text", "args": {"video": "<resource-2>"}},
+        {"id": 4, "tool": "Text Summarizer", "args": {"text": "<resource-3>", "note": "#2 stays in quotes"}},
+    ]
+    assert steps == ["translate", "", "transcribe", "sum up"]
+
+
 def test_positional_arguments_stay_positional_for_the_validator_to_map():
     tasks, _ = parse_plan_lines(
         '1. blend -> Image Stitcher("a.jpg", #1)\n2. find similar -> Image Search (by Image)="#1"'
@@ -68,7 +92,7 @@ def test_a_reply_of_none_is_an_empty_plan(reply):
         ("1. caption the photo", "step 1 has no tool call"),
         ('1. blend -> Image Stitcher("a.jpg", second=#1)', "mixes positional and named arguments"),
         ('1. blend -> Image Stitcher(image="a.jpg",, #1)', "step 1: cannot read the arguments"),
-        ("1. blend -> Image Stitcher(image=open('x'))", "is not a value"),
+        ("1. blend -> Image Stitcher(image=photos[0])", "is not a value"),
     ],
 )
 def test_an_unreadable_reply_gets_one_clear_error(reply, message):

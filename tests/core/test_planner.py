@@ -126,6 +126,26 @@ async def test_when_repairs_run_out_the_valid_part_of_the_plan_is_kept(scripted_
     assert "kept the valid part of the plan" in events[-1].reason and "teleport" in events[-1].reason
 
 
+async def test_the_salvage_keeps_the_largest_valid_part_of_any_attempt(scripted_llm):
+    first = {
+        "tasks": [
+            {"id": 1, "tool": "shout", "args": {"text": "hi"}},
+            {"id": 2, "tool": "teleport", "args": {"text": "<resource-1>"}},
+            {"id": 3, "tool": "speak", "args": {"text": "<resource-1>"}},
+        ]
+    }
+    second = {"tasks": [{"id": 1, "tool": "teleport", "args": {"text": "hi"}}]}
+    third = {
+        "tasks": [
+            {"id": 1, "tool": "shout", "args": {"text": "hi"}},
+            {"id": 2, "tool": "fly", "args": {"text": "<resource-1>"}},
+        ]
+    }
+    scripted_llm.respond_with(RoleScript().plan(first, second, third))
+    plan = await planner_for(scripted_llm).aplan("shout then speak", request_id="r")
+    assert [t.tool for t in plan.tasks] == ["shout", "speak"]  # the first attempt's, not the last one's
+
+
 async def test_zero_based_references_are_read_as_the_tasks_they_mean(scripted_llm):
     scripted_llm.respond_with(
         RoleScript().plan(

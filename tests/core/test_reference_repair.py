@@ -143,3 +143,69 @@ def test_a_download_of_a_file_the_user_has_is_dropped_and_its_consumers_take_the
     assert drop_downloads_of_local_files(web, reg) == web
     alone = tasks(("Video Downloader", {"url": "example.mp4"}))
     assert drop_downloads_of_local_files(alone, reg) == alone  # nothing else to do: the validator explains
+
+
+# --- salvage: consumers of a dropped pass-through step ------------------------------
+
+
+def test_a_consumer_of_a_dropped_step_takes_that_steps_input_of_the_kind_it_needs(registry):
+    from patchbay.orchestrator.reference_repair import bypass_dropped_tasks
+
+    raw = tasks(
+        ("Video Mixer", {"video": "clip.mp4", "audio": "script.json"}),  # invented, and a text file as audio
+        ("Video Voiceover", {"video": "<resource-1>", "text": "hello"}),
+    )
+    kept, notes = bypass_dropped_tasks(raw, {1}, registry)
+    assert kept == [{"id": 2, "tool": "Video Voiceover", "args": {"video": "clip.mp4", "text": "hello"}}]
+    assert notes == ["task 2 takes clip.mp4 in place of dropped task 1's result"]
+    assert raw[1]["args"]["video"] == "<resource-1>"  # the plan as written is not changed
+
+
+def test_a_run_of_dropped_steps_is_bypassed_to_the_input_before_it(registry):
+    from patchbay.orchestrator.reference_repair import bypass_dropped_tasks
+
+    raw = tasks(
+        ("Video-to-Image", {"video": "clip.mp4"}),
+        ("Sharpen", {"image": "<resource-1>"}),
+        ("Denoise", {"image": "<resource-2>"}),
+        ("Image-to-Text", {"image": "<resource-3>"}),
+    )
+    kept, _ = bypass_dropped_tasks(raw, {2, 3}, registry)
+    assert [(t["id"], t["args"]) for t in kept] == [(1, {"video": "clip.mp4"}), (4, {"image": "<resource-1>"})]
+
+
+def test_no_bypass_when_the_dropped_step_had_two_inputs_of_that_kind_or_none(registry):
+    from patchbay.orchestrator.reference_repair import bypass_dropped_tasks
+
+    raw = tasks(
+        ("Merge", {"image": "a.png", "image_2": "b.png"}),
+        ("Image-to-Text", {"image": "<resource-1>"}),
+        ("Transcribe", {"audio": "talk.wav"}),
+        ("Image Colorizer", {"image": "<resource-3>"}),
+    )
+    kept, notes = bypass_dropped_tasks(raw, {1, 3}, registry)
+    assert [t["args"]["image"] for t in kept] == ["<resource-1>", "<resource-3>"]  # left for the caller to drop
+    assert notes == []
+
+
+def test_a_web_address_without_its_scheme_is_read_as_https(tmp_path):
+    import json
+
+    from patchbay.orchestrator.reference_repair import complete_web_addresses
+    from patchbay.tools import Registry
+
+    path = tmp_path / "tools.json"
+    nodes = [{"id": "Text Downloader", "desc": "Downloads a page.", "input-type": ["url"], "output-type": ["text"]}]
+    path.write_text(json.dumps({"nodes": nodes}))
+    reg = Registry()
+    reg.load_spec_file(path, source="test")
+    values = ["example.com/article", "www.example.org", "https://a.io/x", "song.mp3", "notes", "example.com"]
+    raw = tasks(*[("Text Downloader", {"url": v}) for v in values])
+    assert [t["args"]["url"] for t in complete_web_addresses(raw, reg)] == [
+        "https://example.com/article",
+        "https://www.example.org",
+        "https://a.io/x",
+        "song.mp3",  # a file the user has: drop_downloads_of_local_files deals with it
+        "notes",
+        "example.com",  # a bare name with a dot could be a file: left for the validator
+    ]

@@ -120,6 +120,24 @@ def test_a_name_spelled_with_other_punctuation_is_that_tool_whatever_the_step_sa
     ]
 
 
+def test_a_candidate_whose_inputs_the_written_values_cannot_fill_is_passed_over(registry):
+    reply = plan(
+        ["make a picture of a cat", "find ones like it"],
+        ("Picture Maker", {"text": "a cat"}),
+        ("Image Search (by Image)", {"image": "<resource-1>"}),
+    )
+
+    def stitcher_first(query, texts):
+        return [1.0 if t.startswith("Image Stitcher") else 0.9 if t.startswith("Image Search:") else 0.0 for t in texts]
+
+    # Image Stitcher reads closest but needs two images, and the step wrote only text.
+    assert resolve(reply, registry, similarity=stitcher_first)[0] == {
+        "id": 1,
+        "tool": "Image Search",
+        "args": {"text": "a cat"},
+    }
+
+
 def test_no_fitting_tool_leaves_the_name_for_the_validator(registry):
     reply = plan(["transcribe the podcast"], ("Speech Recognizer", {"audio": "podcast.mp3"}))
     assert resolve(reply, registry)[0]["tool"] == "Speech Recognizer"  # nothing here takes audio and gives text
