@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,33 +223,24 @@ class _NestedCall:
 
 def _hoist_nested_calls(tasks: list[dict[str, Any]], steps: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """Make each nested call a task just before the task that takes its result; renumber references to match."""
-    if not any(_has_nested(task["args"]) for task in tasks):
-        return tasks, steps
     flat: list[tuple[dict[str, Any], str, int | None]] = []  # task, action, its number as written
 
     def hoist(value: Any) -> Any:
-        if isinstance(value, list):
-            return [hoist(item) for item in value]
-        if isinstance(value, dict):
-            return {name: hoist(item) for name, item in value.items()}
-        if isinstance(value, _NestedCall):
-            args = hoist(value.args)
-            flat.append(({"tool": value.tool, "args": args}, "", None))
-            return _Placeholder(len(flat) - 1)
-        return value
+        if not isinstance(value, _NestedCall):
+            return value
+        flat.append(({"tool": value.tool, "args": _map_leaves(value.args, hoist)}, "", None))
+        return _Placeholder(len(flat))
 
     for position, (task, step) in enumerate(zip(tasks, steps, strict=True), start=1):
-        args = hoist(task["args"])
+        args = _map_leaves(task["args"], hoist)
         flat.append(({"tool": task["tool"], "args": args}, step, task["id"] if task["id"] is not None else position))
-    new_id = {written: index + 1 for index, (_, _, written) in enumerate(flat) if written is not None}
+    if len(flat) == len(tasks):
+        return tasks, steps
+    new_id = {written: index for index, (_, _, written) in enumerate(flat, start=1) if written is not None}
 
     def renumber(value: Any) -> Any:
-        if isinstance(value, list):
-            return [renumber(item) for item in value]
-        if isinstance(value, dict):
-            return {name: renumber(item) for name, item in value.items()}
         if isinstance(value, _Placeholder):
-            return f"<resource-{value.index + 1}>"
+            return f"<resource-{value.id}>"
         if isinstance(value, str):
             return _WRITTEN_REFERENCE.sub(
                 lambda m: f"<resource-{new_id[int(m.group(1))]}>" if int(m.group(1)) in new_id else m.group(0), value
@@ -256,24 +248,26 @@ def _hoist_nested_calls(tasks: list[dict[str, Any]], steps: list[str]) -> tuple[
         return value
 
     hoisted = [
-        {"id": index + 1, "tool": t["tool"], "args": renumber(t["args"])} for index, (t, _, _) in enumerate(flat)
+        {"id": index, "tool": task["tool"], "args": _map_leaves(task["args"], renumber)}
+        for index, (task, _, _) in enumerate(flat, start=1)
     ]
     return hoisted, [step for _, step, _ in flat]
 
 
 @dataclass(frozen=True)
 class _Placeholder:
-    index: int
+    """The result of a hoisted call, by its new task id, until references are renumbered."""
+
+    id: int
 
 
-def _has_nested(value: Any) -> bool:
-    if isinstance(value, _NestedCall):
-        return True
+def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with ``leaf`` applied to everything that is not a list or a dict, depth first."""
     if isinstance(value, list):
-        return any(_has_nested(item) for item in value)
+        return [_map_leaves(item, leaf) for item in value]
     if isinstance(value, dict):
-        return any(_has_nested(item) for item in value.values())
-    return False
+        return {name: _map_leaves(item, leaf) for name, item in value.items()}
+    return leaf(value)
 
 
 def _colons_as_assignments(source: str) -> str:

@@ -195,7 +195,8 @@ class Planner:
                 raw = resolve_unknown_tools(
                     raw, steps, tools, self.registry, allowed_links=self.allowed_links, mistyped_references=True
                 )
-                raw = drop_downloads_of_local_files(complete_web_addresses(raw, self.registry), self.registry)
+                raw = complete_web_addresses(raw, self.registry)
+                raw = drop_downloads_of_local_files(raw, self.registry)
                 readable.append(raw)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:

@@ -8,10 +8,11 @@ small models tend to repeat the same mistake when asked again.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ..sniff import claimed_mime, kind_of_mime
-from ..tools import Registry, kinds_compatible
+from ..tools import Registry, ToolSpec, kinds_compatible
 from ..tools._spec import is_media_kind
 from .plan import references_in, whole_reference
 
@@ -24,6 +25,7 @@ __all__ = [
     "read_self_references_as_user_text",
     "repoint_mistyped_references",
     "user_text",
+    "value_kind",
 ]
 
 # Quoted spans: "...", '...', “...”, ‘...’. An apostrophe inside a word is not a quote.
@@ -239,21 +241,24 @@ def bypass_dropped_tasks(
         for own_id, t in zip(ids, raw, strict=True)
         if own_id not in dropped
     ]
+    known = {
+        t["tool"]: registry.get(t["tool"]) for t in raw if isinstance(t.get("tool"), str) and t["tool"] in registry
+    }
     notes: list[str] = []
     for task in kept:
-        spec = registry.get(task["tool"]) if task.get("tool") in registry else None
+        spec = known.get(task["tool"]) if isinstance(task.get("tool"), str) else None
         if spec is None or not isinstance(task.get("args"), dict):
             continue
         for name, value in task["args"].items():
             ref, param = whole_reference(value), spec.param(name)
             if ref not in dropped or param is None or not is_media_kind(param.kind):
                 continue
-            passed = _only_input_of_kind(by_id[ref], param.kind, by_id, dropped, registry)
+            passed = _only_input_of_kind(by_id[ref], param.kind, by_id, dropped, known)
             for _ in range(len(dropped)):  # through a run of dropped tasks, to the input before them
                 through = whole_reference(passed)
                 if through not in dropped:
                     break
-                passed = _only_input_of_kind(by_id[through], param.kind, by_id, dropped, registry)
+                passed = _only_input_of_kind(by_id[through], param.kind, by_id, dropped, known)
             if passed is not None and whole_reference(passed) not in dropped:
                 task["args"][name] = passed
                 notes.append(f"task {task['id']} takes {passed} in place of dropped task {ref}'s result")
@@ -261,25 +266,33 @@ def bypass_dropped_tasks(
 
 
 def _only_input_of_kind(
-    task: dict[str, Any], kind: str, by_id: dict[int, dict[str, Any]], dropped: set[int], registry: Registry
+    task: dict[str, Any], kind: str, by_id: dict[int, dict[str, Any]], dropped: set[int], known: Mapping[str, ToolSpec]
 ) -> str | None:
-    """The task's one value of media ``kind``, if just one: a file by its extension, a task by its
-    tool's output, a dropped task of an unknown tool as passing its own input through."""
+    """The task's one file or result of media ``kind``, if just one (a dropped task of an unknown tool
+    counts as passing its own input through)."""
     args = task.get("args")
     if not isinstance(args, dict):
         return None
     found = []
     for value in args.values():
-        if not isinstance(value, str):
-            continue
         ref = whole_reference(value)
-        if ref is not None:
-            tool = by_id[ref].get("tool") if ref in by_id else None
-            value_kind = registry.get(tool).output_kind if tool in registry else kind if ref in dropped else None
-        elif is_local_file_name(value):
-            value_kind = kind_of_mime(claimed_mime(value.strip()) or "")
-        else:
+        if ref is None and not (isinstance(value, str) and is_local_file_name(value)):
             continue
-        if value_kind is not None and kinds_compatible(value_kind, kind):
+        passes_through = ref in dropped and by_id[ref].get("tool") not in known
+        found_kind = kind if passes_through else value_kind(value, by_id, known)
+        if found_kind is not None and kinds_compatible(found_kind, kind):
             found.append(value)
     return found[0] if len(found) == 1 else None
+
+
+def value_kind(value: Any, by_id: dict[int, dict[str, Any]], known: Mapping[str, ToolSpec]) -> str | None:
+    """What an argument value carries: a referenced task's output kind, a file's kind by its extension, or text."""
+    ref = whole_reference(value)
+    if ref is not None:
+        source = by_id.get(ref)
+        spec = known.get(source.get("tool")) if source else None  # type: ignore[arg-type]
+        return spec.output_kind if spec else None
+    if isinstance(value, str):
+        mime = claimed_mime(value.strip()) if " " not in value.strip() else None
+        return kind_of_mime(mime) if mime else "text"
+    return None

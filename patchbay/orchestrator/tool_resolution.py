@@ -22,11 +22,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec
 from ..tools._spec import is_media_kind, kinds_compatible
 from .plan import references_in, whole_reference
-from .reference_repair import is_local_file_name
+from .reference_repair import is_local_file_name, value_kind
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ def _misfit(
             return True
         if not isinstance(value, str):
             continue
-        kind = _value_kind(value, by_id, known)
+        kind = value_kind(value, by_id, known)
         if whole_reference(value) is not None:
             if references and kind is not None and not _fits(kind, param.kind):
                 return True
@@ -161,22 +160,10 @@ def _input_kinds(args: dict[str, Any], by_id: dict[int, dict[str, Any]], known: 
     """The media kinds the task's arguments carry: outputs of referenced tasks, and file names by extension."""
     kinds = []
     for value in args.values():
-        kind = _value_kind(value, by_id, known)
+        kind = value_kind(value, by_id, known)
         if kind is not None and is_media_kind(kind):
             kinds.append(kind)
     return kinds
-
-
-def _value_kind(value: Any, by_id: dict[int, dict[str, Any]], known: dict[str, ToolSpec]) -> str | None:
-    ref = whole_reference(value)
-    if ref is not None:
-        source = by_id.get(ref)
-        spec = known.get(source.get("tool")) if source else None  # type: ignore[arg-type]
-        return spec.output_kind if spec else None
-    if isinstance(value, str):
-        mime = claimed_mime(value.strip()) if " " not in value.strip() else None
-        return kind_of_mime(mime) if mime else "text"
-    return None
 
 
 def _wanted_output(own_id: int, raw: list[dict[str, Any]], ids: list[int], known: dict[str, ToolSpec]) -> str | None:
@@ -242,7 +229,7 @@ def _rename_args(
         else:
             leftovers.append(value)
     for value in leftovers:
-        kind = _value_kind(value, by_id, known) or "text"
+        kind = value_kind(value, by_id, known) or "text"
         free = [p for p in params if p.name not in renamed]
         match = next((p for p in free if p.kind == kind or p.kind == f"list[{kind}]"), None)
         if match is None and kind == "text":
