@@ -21,7 +21,7 @@ from .plan_lines import format_plan_lines, in_line_notation, line_name, parse_pl
 from .reference_repair import (
     bypass_dropped_tasks,
     complete_web_addresses,
-    drop_downloads_of_local_files,
+    drop_needless_downloads,
     point_dangling_references_at,
     read_self_references_as_user_text,
     repoint_mistyped_references,
@@ -190,13 +190,13 @@ class Planner:
                 raw = [{**task, "tool": real_names.get(task["tool"], task["tool"])} for task in raw]
                 raw = resolve_unknown_tools(raw, steps, tools, self.registry, allowed_links=self.allowed_links)
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
+                raw = complete_web_addresses(raw, self.registry)
+                raw = drop_needless_downloads(raw, self.registry)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
                 raw = repoint_mistyped_references(raw, request, self.registry, self.allowed_links)
                 raw = resolve_unknown_tools(
                     raw, steps, tools, self.registry, allowed_links=self.allowed_links, mistyped_references=True
                 )
-                raw = complete_web_addresses(raw, self.registry)
-                raw = drop_downloads_of_local_files(raw, self.registry)
                 readable.append(raw)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:

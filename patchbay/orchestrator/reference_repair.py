@@ -19,7 +19,7 @@ from .plan import references_in, whole_reference
 __all__ = [
     "bypass_dropped_tasks",
     "complete_web_addresses",
-    "drop_downloads_of_local_files",
+    "drop_needless_downloads",
     "is_local_file_name",
     "point_dangling_references_at",
     "read_self_references_as_user_text",
@@ -180,37 +180,54 @@ def complete_web_addresses(raw: list[dict[str, Any]], registry: Registry) -> lis
     return raw
 
 
-def drop_downloads_of_local_files(raw: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
-    """A "download" of a file the user already has is no step: its consumers take the file itself.
+def drop_needless_downloads(raw: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
+    """A "download" of a file the plan already has is no step: its consumers take the file itself.
 
     Small models put a downloader in front of ``example.jpg`` even when told not
-    to. A task whose only argument is a url-kind one holding a plain file name
-    is removed, and every whole reference to it becomes that file name (the
-    validator then checks the file's kind against each consumer).
+    to, and after a step that already gives a file ("search a video, then
+    download #1"). A task whose only argument is a url-kind one is removed when
+    that argument holds a plain file name, or a result of a media kind that is
+    the download's own kind or that nothing downstream uses (a closing "save
+    it" step). Every whole reference to the removed task becomes its argument;
+    the validator then checks that value's kind against each consumer.
     """
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
-    local: dict[int, str] = {}
+    by_id = dict(zip(ids, raw, strict=True))
+    consumed = {ref for task in raw if isinstance(task.get("args"), dict) for ref in references_in(task["args"])}
+    needless: dict[int, Any] = {}
     for own_id, task in zip(ids, raw, strict=True):
         if task.get("tool") not in registry or not isinstance(task.get("args"), dict) or len(task["args"]) != 1:
             continue
         spec = registry.get(task["tool"])
         ((name, value),) = task["args"].items()
         param = spec.param(name)
-        if param is not None and param.kind == "url" and isinstance(value, str) and is_local_file_name(value):
-            local[own_id] = value.strip()
-    if not local or len(local) == len(raw):
+        if param is None or param.kind != "url":
+            continue
+        if isinstance(value, str) and is_local_file_name(value):
+            needless[own_id] = value.strip()
+        elif (ref := whole_reference(value)) is not None and ref != own_id:
+            given = value_kind(value, by_id, _known_specs(raw, registry))
+            if given is not None and is_media_kind(given) and (given == spec.output_kind or own_id not in consumed):
+                needless[own_id] = value
+    if not needless or len(needless) == len(raw):
         return raw
     kept = []
     for own_id, task in zip(ids, raw, strict=True):
-        if own_id in local:
+        if own_id in needless:
             continue
         if isinstance(task.get("args"), dict):
-            task["args"] = {
-                name: local.get(ref, value) if (ref := whole_reference(value)) is not None else value
-                for name, value in task["args"].items()
-            }
+            task["args"] = {name: _through(value, needless) for name, value in task["args"].items()}
         kept.append({**task, "id": own_id})
     return kept
+
+
+def _through(value: Any, needless: dict[int, Any]) -> Any:
+    """A reference to a removed download, followed to what it would have downloaded (through chains of them)."""
+    seen: set[int] = set()
+    while (ref := whole_reference(value)) is not None and ref in needless and ref not in seen:
+        seen.add(ref)
+        value = needless[ref]
+    return value
 
 
 def is_local_file_name(value: str) -> bool:
@@ -241,9 +258,7 @@ def bypass_dropped_tasks(
         for own_id, t in zip(ids, raw, strict=True)
         if own_id not in dropped
     ]
-    known = {
-        t["tool"]: registry.get(t["tool"]) for t in raw if isinstance(t.get("tool"), str) and t["tool"] in registry
-    }
+    known = _known_specs(raw, registry)
     notes: list[str] = []
     for task in kept:
         spec = known.get(task["tool"]) if isinstance(task.get("tool"), str) else None
@@ -283,6 +298,10 @@ def _only_input_of_kind(
         if found_kind is not None and kinds_compatible(found_kind, kind):
             found.append(value)
     return found[0] if len(found) == 1 else None
+
+
+def _known_specs(raw: list[dict[str, Any]], registry: Registry) -> dict[str, ToolSpec]:
+    return {t["tool"]: registry.get(t["tool"]) for t in raw if isinstance(t.get("tool"), str) and t["tool"] in registry}
 
 
 def value_kind(value: Any, by_id: dict[int, dict[str, Any]], known: Mapping[str, ToolSpec]) -> str | None:

@@ -288,3 +288,20 @@ async def test_line_notation_shows_bracketed_tool_names_without_brackets_and_rea
     plan = await planner.aplan("images like example.jpg", request_id="r")
     assert [(t.tool, t.args) for t in plan.tasks] == [("Image Search (by Image)", {"image": "example.jpg"})]
     assert "- Image Search by Image(image: image) -> image" in scripted_llm.requests[0]["prompt"]
+
+
+async def test_a_download_of_an_earlier_result_is_dropped_without_a_repair(scripted_llm, tmp_path):
+    nodes = [
+        {"id": "Video Search", "desc": "Finds a video.", "input-type": ["text"], "output-type": ["video"]},
+        {"id": "Video Downloader", "desc": "Downloads a video.", "input-type": ["url"], "output-type": ["video"]},
+    ]
+    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
+    tools = Registry()
+    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
+    scripted_llm.reply(
+        '1. search a pasta video -> Video Search(text="cooking pasta")\n2. get it -> Video Downloader(url=#1)'
+    )
+    plan = await Planner(client, tools, include_spec_only=True).aplan("find a video about pasta", request_id="r")
+    assert [(t.tool, t.args) for t in plan.tasks] == [("Video Search", {"text": "cooking pasta"})]
+    assert len(scripted_llm.requests) == 1

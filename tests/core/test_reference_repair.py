@@ -122,27 +122,54 @@ def test_allowed_links_decide_which_earlier_task_is_meant(registry):
     assert repoint_mistyped_references(raw, "x", registry)[2]["args"] == {"image": "<resource-2>"}
 
 
-def test_a_download_of_a_file_the_user_has_is_dropped_and_its_consumers_take_the_file(tmp_path):
+def _download_registry(tmp_path):
     import json
 
-    from patchbay.orchestrator.reference_repair import drop_downloads_of_local_files
     from patchbay.tools import Registry
 
     nodes = [
         {"id": "Video Downloader", "desc": "Downloads a video.", "input-type": ["url"], "output-type": ["video"]},
+        {"id": "Image Downloader", "desc": "Downloads an image.", "input-type": ["url"], "output-type": ["image"]},
+        {"id": "Video Search", "desc": "Finds a video.", "input-type": ["text"], "output-type": ["video"]},
         {"id": "Video-to-Audio", "desc": "Its sound.", "input-type": ["video"], "output-type": ["audio"]},
+        {"id": "Image Colorizer", "desc": "Colours it.", "input-type": ["image"], "output-type": ["image"]},
     ]
     (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
     reg = Registry()
     reg.load_spec_file(tmp_path / "tools.json", source="test")
+    return reg
+
+
+def test_a_download_of_a_file_the_user_has_is_dropped_and_its_consumers_take_the_file(tmp_path):
+    from patchbay.orchestrator.reference_repair import drop_needless_downloads
+
+    reg = _download_registry(tmp_path)
     raw = tasks(("Video Downloader", {"url": "example.mp4"}), ("Video-to-Audio", {"video": "<resource-1>"}))
-    assert drop_downloads_of_local_files(raw, reg) == [
-        {"id": 2, "tool": "Video-to-Audio", "args": {"video": "example.mp4"}}
-    ]
+    assert drop_needless_downloads(raw, reg) == [{"id": 2, "tool": "Video-to-Audio", "args": {"video": "example.mp4"}}]
     web = tasks(("Video Downloader", {"url": "https://x.org/a.mp4"}), ("Video-to-Audio", {"video": "<resource-1>"}))
-    assert drop_downloads_of_local_files(web, reg) == web
+    assert drop_needless_downloads(web, reg) == web
     alone = tasks(("Video Downloader", {"url": "example.mp4"}))
-    assert drop_downloads_of_local_files(alone, reg) == alone  # nothing else to do: the validator explains
+    assert drop_needless_downloads(alone, reg) == alone  # nothing else to do: the validator explains
+
+
+def test_a_download_of_an_earlier_result_is_dropped_when_it_would_give_the_same_kind_or_nothing_uses_it(tmp_path):
+    from patchbay.orchestrator.reference_repair import drop_needless_downloads
+
+    reg = _download_registry(tmp_path)
+    search = ("Video Search", {"text": "cooking pasta"})
+    # "search a video, then download it": the search already gives the video.
+    raw = tasks(search, ("Video Downloader", {"url": "<resource-1>"}), ("Video-to-Audio", {"video": "<resource-2>"}))
+    assert drop_needless_downloads(raw, reg) == [
+        {"id": 1, "tool": "Video Search", "args": {"text": "cooking pasta"}},
+        {"id": 3, "tool": "Video-to-Audio", "args": {"video": "<resource-1>"}},
+    ]
+    # A closing "save it" step of another kind does nothing either.
+    closing = tasks(search, ("Image Downloader", {"url": "<resource-1>"}))
+    assert drop_needless_downloads(closing, reg) == tasks(search)
+    # But an image "download" of a video that a later step uses as an image is a misnamed
+    # tool (meant: a frame of it), left for tool resolution.
+    frame = tasks(search, ("Image Downloader", {"url": "<resource-1>"}), ("Image Colorizer", {"image": "<resource-2>"}))
+    assert drop_needless_downloads(frame, reg) == frame
 
 
 # --- salvage: consumers of a dropped pass-through step ------------------------------
@@ -205,7 +232,7 @@ def test_a_web_address_without_its_scheme_is_read_as_https(tmp_path):
         "https://example.com/article",
         "https://www.example.org",
         "https://a.io/x",
-        "song.mp3",  # a file the user has: drop_downloads_of_local_files deals with it
+        "song.mp3",  # a file the user has: drop_needless_downloads deals with it
         "notes",
         "example.com",  # a bare name with a dot could be a file: left for the validator
     ]
