@@ -29,10 +29,16 @@ ARROW = "->"
 # What a reply says when the request needs no tool.
 NO_PLAN = "none"
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?(\d{1,4})\s*[.):]\s*(.*)$", re.IGNORECASE)
+# A double- or single-quoted string, escapes included: the rewrites below leave it as it is.
+_QUOTED_TEXT = r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'"""
 # A quoted string (kept as it is) or a bare #N (a reference).
-_QUOTED_OR_REFERENCE = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|#(\d{1,4})\b""")
+_QUOTED_OR_REFERENCE = re.compile(_QUOTED_TEXT + r"|#(\d{1,4})\b")
 # A quoted string (kept as it is) or an argument's "name:" at its start.
-_QUOTED_OR_COLON_ARGUMENT = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|((?:^|,)\s*)([A-Za-z_]\w*)\s*:(?!//)""")
+_QUOTED_OR_COLON_ARGUMENT = re.compile(_QUOTED_TEXT + r"|((?:^|,)\s*)([A-Za-z_]\w*)\s*:(?!//)")
+# A quoted string (kept as it is) or "name=" straight after another "name=".
+_QUOTED_OR_CHAINED_NAME = re.compile(_QUOTED_TEXT + r"|([A-Za-z_]\w*\s*=)\s*[A-Za-z_]\w*\s*=(?!=)")
+# A quoted string (kept as it is) or a tool name with spaces or hyphens opening a call.
+_QUOTED_OR_SPACED_CALL = re.compile(_QUOTED_TEXT + r"|\b([A-Za-z]\w*(?:(?:\s+|\s*-\s*)[A-Za-z0-9]\w*)+)\s*\(")
 _ASSIGNMENT = re.compile(r"\s*([^=\"']+?)\s*=\s*(\S.*?)\s*")
 _NO_TOOL = re.compile(r"->\s*(?:none|no tool|n/a|-)\s*\.?\s*$", re.IGNORECASE)
 _QUOTED_REFERENCE = re.compile(r"\s*#(\d{1,4})\s*")
@@ -192,17 +198,35 @@ def _call_at_end(text: str) -> tuple[str, str] | None:
 
 
 def _parse_arguments(text: str, where: str) -> dict[str, Any] | list[Any]:
-    """``name=value, ...`` (or positional values) as Python would read them, with ``#N`` as a reference."""
-    source = _references_as_strings(text)
-    try:
-        call = ast.parse(f"f({source})", mode="eval").body
-    except SyntaxError as exc:
-        try:  # "text: "hello"": the catalog's "name: type" copied into the call
-            call = ast.parse(f"f({_colons_as_assignments(source)})", mode="eval").body
-        except SyntaxError:
-            raise PlanParseError(f"{where}: cannot read the arguments ({text.strip()[:100]!r}): {exc.msg}") from None
-    assert isinstance(call, ast.Call)
-    return _call_arguments(call, where)
+    """``name=value, ...`` (or positional values) as Python would read them, with ``#N`` as a reference.
+
+    Where Python cannot read them, the slips small models make are undone one by
+    one, each on top of the last, until a reading works: the catalog's
+    ``name: type`` copied as ``text: "hello"``; an argument named twice,
+    ``audio=audio="#3"``; a nested call to a tool whose name is not an
+    identifier, ``video=Image Stitcher(...)`` or ``text=Audio-to-Text(...)``.
+    The first reading's error is the one reported.
+    """
+    nested_names: dict[str, str] = {}
+    candidates = [_references_as_strings(text)]
+    for rewrite in (_colons_as_assignments, _one_name_per_argument, lambda s: _name_nested_calls(s, nested_names)):
+        candidates.append(rewrite(candidates[-1]))
+    first_error: PlanParseError | None = None
+    for source in dict.fromkeys(candidates):  # each distinct rewrite once, in order
+        try:
+            call = ast.parse(f"f({source})", mode="eval").body
+            assert isinstance(call, ast.Call)
+            args = _call_arguments(call, where)
+        except SyntaxError as exc:
+            first_error = first_error or PlanParseError(
+                f"{where}: cannot read the arguments ({text.strip()[:100]!r}): {exc.msg}"
+            )
+        except PlanParseError as exc:
+            first_error = first_error or exc
+        else:
+            return _restore_nested_names(args, nested_names) if nested_names else args
+    assert first_error is not None
+    raise first_error
 
 
 def _call_arguments(call: ast.Call, where: str) -> dict[str, Any] | list[Any]:
@@ -268,6 +292,33 @@ def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, dict):
         return {name: _map_leaves(item, leaf) for name, item in value.items()}
     return leaf(value)
+
+
+def _one_name_per_argument(source: str) -> str:
+    """``audio=video="#3"`` (a name written, then another) as ``audio="#3"``: the first name stays."""
+    return _QUOTED_OR_CHAINED_NAME.sub(lambda m: m.group(1) if m.group(1) else m.group(0), source)
+
+
+def _name_nested_calls(source: str, names: dict[str, str]) -> str:
+    """Give nested calls to tools named with spaces or hyphens an identifier, recorded in ``names``."""
+
+    def name(match: re.Match[str]) -> str:
+        if not match.group(1):
+            return match.group(0)
+        placeholder = f"_nested_tool_{len(names)}"
+        names[placeholder] = re.sub(r"\s*-\s*", "-", match.group(1))
+        return placeholder + "("
+
+    return _QUOTED_OR_SPACED_CALL.sub(name, source)
+
+
+def _restore_nested_names(args: dict[str, Any] | list[Any], names: dict[str, str]) -> dict[str, Any] | list[Any]:
+    def restore(value: Any) -> Any:
+        if isinstance(value, _NestedCall):
+            return _NestedCall(names.get(value.tool, value.tool), _map_leaves(value.args, restore))
+        return value
+
+    return _map_leaves(args, restore)  # type: ignore[no-any-return]
 
 
 def _colons_as_assignments(source: str) -> str:

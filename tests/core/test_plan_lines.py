@@ -67,6 +67,25 @@ def test_a_call_nested_in_an_argument_becomes_the_step_before_and_references_are
     assert steps == ["translate", "", "transcribe", "sum up"]
 
 
+def test_nested_calls_to_tools_named_with_spaces_or_hyphens_become_steps_too():
+    tasks, _ = parse_plan_lines(
+        '1. stitch -> Image Stitcher(image="a.jpg", image_2="b.jpg")\n'
+        '2. steady it -> Video Stabilizer(video=Image - to - Video(image="#1", image_2=\'c.jpg\'), note="f(x) stays")'
+    )
+    assert tasks == [
+        {"id": 1, "tool": "Image Stitcher", "args": {"image": "a.jpg", "image_2": "b.jpg"}},
+        {"id": 2, "tool": "Image-to-Video", "args": {"image": "<resource-1>", "image_2": "c.jpg"}},
+        {"id": 3, "tool": "Video Stabilizer", "args": {"video": "<resource-2>", "note": "f(x) stays"}},
+    ]
+    nested_twice, _ = parse_plan_lines('1. hear -> Audio-to-Text(audio=Video-to-Audio(video=Video Search(text="x")))')
+    assert [t["tool"] for t in nested_twice] == ["Video Search", "Video-to-Audio", "Audio-to-Text"]
+
+
+def test_an_argument_named_twice_keeps_the_first_name():
+    tasks, _ = parse_plan_lines('4. join -> Audio Splicer(audio=video="#3", audio_2="x.wav", note="a=b=c")')
+    assert tasks[0]["args"] == {"audio": "<resource-3>", "audio_2": "x.wav", "note": "a=b=c"}
+
+
 def test_positional_arguments_stay_positional_for_the_validator_to_map():
     tasks, _ = parse_plan_lines(
         '1. blend -> Image Stitcher("a.jpg", #1)\n2. find similar -> Image Search (by Image)="#1"'
