@@ -81,16 +81,16 @@ class Planner:
         return self._catalog
 
     def examples(self, limit: int = 4) -> list[dict[str, str]]:
-        """Worked examples whose tools are all in the catalog (static, so the prompt prefix caches)."""
+        """Worked examples whose tools are all in the catalog (static, so the prompt prefix caches).
+
+        One-step examples are shown first: a small model copies the shape of the
+        first plans it reads, and after a three-step example it padded one-step
+        requests with a caption or an image_info step (docs/benchmarks.md).
+        """
         names = {t.name for t in self.catalog()}
-        chosen = []
-        for example in _example_pool():
-            tools = {t["tool"] for t in example["plan"]["tasks"]}
-            if tools <= names:
-                chosen.append({"request": example["request"], "plan": self._show(example["plan"])})
-            if len(chosen) == limit:
-                break
-        return chosen
+        chosen = [e for e in _example_pool() if {t["tool"] for t in e["plan"]["tasks"]} <= names][:limit]
+        chosen.sort(key=lambda example: len(example["plan"]["tasks"]) > 1)
+        return [{"request": e["request"], "plan": self._show(e["plan"])} for e in chosen]
 
     def _show(self, plan: dict[str, Any]) -> str:
         """A worked example's plan, written the way this planner asks the LLM to write plans."""

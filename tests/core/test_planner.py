@@ -305,3 +305,25 @@ async def test_a_download_of_an_earlier_result_is_dropped_without_a_repair(scrip
     plan = await Planner(client, tools, include_spec_only=True).aplan("find a video about pasta", request_id="r")
     assert [(t.tool, t.args) for t in plan.tasks] == [("Video Search", {"text": "cooking pasta"})]
     assert len(scripted_llm.requests) == 1
+
+
+def test_one_step_examples_are_shown_before_longer_ones(tmp_path):
+    nodes = [
+        {"id": "Audio-to-Text", "desc": "Transcribes speech.", "input-type": ["audio"], "output-type": ["text"]},
+        {"id": "Text Summarizer", "desc": "Summarizes.", "input-type": ["text"], "output-type": ["text"]},
+        {
+            "id": "visual_question_answering",
+            "desc": "Answers a question about a picture.",
+            "input-type": ["image", "text"],
+            "output-type": ["text"],
+        },
+    ]
+    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
+    tools = Registry()
+    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    client = ChatClient("http://127.0.0.1:9/v1", "x", "m", structured="prefill")
+    shown = Planner(client, tools, include_spec_only=True).examples()
+    # In the pool the two-step transcription example comes first; a small model copies the
+    # first plan's shape, so the one-step question is shown before it.
+    assert [example["plan"].count("\n") + 1 for example in shown] == [1, 2]
+    assert shown[0]["plan"].startswith("1. count the candles on the cake -> visual_question_answering(")
