@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,11 +208,8 @@ def _parse_arguments(text: str, where: str) -> dict[str, Any] | list[Any]:
     The first reading's error is the one reported.
     """
     nested_names: dict[str, str] = {}
-    candidates = [_references_as_strings(text)]
-    for rewrite in (_colons_as_assignments, _one_name_per_argument, lambda s: _name_nested_calls(s, nested_names)):
-        candidates.append(rewrite(candidates[-1]))
     first_error: PlanParseError | None = None
-    for source in dict.fromkeys(candidates):  # each distinct rewrite once, in order
+    for source in _readings(_references_as_strings(text), nested_names):
         try:
             call = ast.parse(f"f({source})", mode="eval").body
             assert isinstance(call, ast.Call)
@@ -292,6 +289,21 @@ def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, dict):
         return {name: _map_leaves(item, leaf) for name, item in value.items()}
     return leaf(value)
+
+
+def _readings(source: str, nested_names: dict[str, str]) -> Iterator[str]:
+    """The arguments as written, then with each slip undone on top of the last (each distinct text once)."""
+    yield source
+    rewrites: tuple[Callable[[str], str], ...] = (
+        _colons_as_assignments,
+        _one_name_per_argument,
+        lambda text: _name_nested_calls(text, nested_names),
+    )
+    for rewrite in rewrites:
+        rewritten = rewrite(source)
+        if rewritten != source:
+            yield rewritten
+        source = rewritten
 
 
 def _one_name_per_argument(source: str) -> str:
