@@ -193,6 +193,7 @@ def drop_needless_downloads(raw: list[dict[str, Any]], registry: Registry) -> li
     """
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
     by_id = dict(zip(ids, raw, strict=True))
+    known = _known_specs(raw, registry)
     consumed = {ref for task in raw if isinstance(task.get("args"), dict) for ref in references_in(task["args"])}
     needless: dict[int, Any] = {}
     for own_id, task in zip(ids, raw, strict=True):
@@ -206,7 +207,7 @@ def drop_needless_downloads(raw: list[dict[str, Any]], registry: Registry) -> li
         if isinstance(value, str) and is_local_file_name(value):
             needless[own_id] = value.strip()
         elif (ref := whole_reference(value)) is not None and ref != own_id:
-            given = value_kind(value, by_id, _known_specs(raw, registry))
+            given = value_kind(value, by_id, known)
             if given is not None and is_media_kind(given) and (given == spec.output_kind or own_id not in consumed):
                 needless[own_id] = value
     if not needless or len(needless) == len(raw):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 from patchbay import Audio, Image, tool
 from patchbay.errors import ToolError, TransientToolError
+from patchbay.evaluation.runner import spec_registry
 from patchbay.tools import Registry
 
 
@@ -103,3 +107,10 @@ def registry() -> Registry:
     with reg.loading_from("tests"):
         reg.add(caption, speak, shout, nap, async_nap, explode)
     return reg
+
+
+def spec_tools(folder: Path, nodes: list[dict[str, Any]]) -> Registry:
+    """Spec-only tools from TaskBench-style nodes (``id``, ``desc``, ``input-type``, ``output-type``)."""
+    path = folder / "tool_desc.json"
+    path.write_text(json.dumps({"nodes": nodes}))
+    return spec_registry(path)

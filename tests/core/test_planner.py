@@ -6,13 +6,12 @@ import json
 
 import pytest
 from llm_script import RoleScript
-from plan_tools import registry
+from plan_tools import registry, spec_tools
 
 from patchbay.errors import LLMError, PlanningFailed
 from patchbay.llm.client import ChatClient
 from patchbay.orchestrator import Planner
 from patchbay.orchestrator.events import PlanRejected
-from patchbay.tools import Registry
 
 
 def planner_for(server, structured="auto", attempts=3, plan_format="json") -> Planner:
@@ -279,9 +278,7 @@ async def test_line_notation_shows_bracketed_tool_names_without_brackets_and_rea
             "output-type": ["image"],
         }
     ]
-    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
-    tools = Registry()
-    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    tools = spec_tools(tmp_path, nodes)
     client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
     scripted_llm.reply('1. find similar images -> Image Search by Image(image="example.jpg")')
     planner = Planner(client, tools, include_spec_only=True, plan_format="lines")
@@ -295,9 +292,7 @@ async def test_a_download_of_an_earlier_result_is_dropped_without_a_repair(scrip
         {"id": "Video Search", "desc": "Finds a video.", "input-type": ["text"], "output-type": ["video"]},
         {"id": "Video Downloader", "desc": "Downloads a video.", "input-type": ["url"], "output-type": ["video"]},
     ]
-    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
-    tools = Registry()
-    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    tools = spec_tools(tmp_path, nodes)
     client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
     scripted_llm.reply(
         '1. search a pasta video -> Video Search(text="cooking pasta")\n2. get it -> Video Downloader(url=#1)'
@@ -318,9 +313,7 @@ def test_one_step_examples_are_shown_before_longer_ones(tmp_path):
             "output-type": ["text"],
         },
     ]
-    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
-    tools = Registry()
-    tools.load_spec_file(tmp_path / "tools.json", source="test")
+    tools = spec_tools(tmp_path, nodes)
     client = ChatClient("http://127.0.0.1:9/v1", "x", "m", structured="prefill")
     shown = Planner(client, tools, include_spec_only=True).examples()
     # In the pool the two-step transcription example comes first; a small model copies the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from plan_tools import spec_tools
 
 from patchbay.orchestrator.reference_repair import user_text
 
@@ -41,16 +42,9 @@ TOOLS = [
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    import json
-
-    from patchbay.tools import Registry
 
     nodes = [{"id": n, "desc": f"{n}.", "input-type": i, "output-type": [o]} for n, i, o in TOOLS]
-    path = tmp_path_factory.mktemp("tools") / "tool_desc.json"
-    path.write_text(json.dumps({"nodes": nodes}))
-    reg = Registry()
-    reg.load_spec_file(path, source="test")
-    return reg
+    return spec_tools(tmp_path_factory.mktemp("tools"), nodes)
 
 
 def tasks(*calls):
@@ -123,9 +117,6 @@ def test_allowed_links_decide_which_earlier_task_is_meant(registry):
 
 
 def _download_registry(tmp_path):
-    import json
-
-    from patchbay.tools import Registry
 
     nodes = [
         {"id": "Video Downloader", "desc": "Downloads a video.", "input-type": ["url"], "output-type": ["video"]},
@@ -134,10 +125,7 @@ def _download_registry(tmp_path):
         {"id": "Video-to-Audio", "desc": "Its sound.", "input-type": ["video"], "output-type": ["audio"]},
         {"id": "Image Colorizer", "desc": "Colours it.", "input-type": ["image"], "output-type": ["image"]},
     ]
-    (tmp_path / "tools.json").write_text(json.dumps({"nodes": nodes}))
-    reg = Registry()
-    reg.load_spec_file(tmp_path / "tools.json", source="test")
-    return reg
+    return spec_tools(tmp_path, nodes)
 
 
 def test_a_download_of_a_file_the_user_has_is_dropped_and_its_consumers_take_the_file(tmp_path):
@@ -216,16 +204,11 @@ def test_no_bypass_when_the_dropped_step_had_two_inputs_of_that_kind_or_none(reg
 
 
 def test_a_web_address_without_its_scheme_is_read_as_https(tmp_path):
-    import json
 
     from patchbay.orchestrator.reference_repair import complete_web_addresses
-    from patchbay.tools import Registry
 
-    path = tmp_path / "tools.json"
     nodes = [{"id": "Text Downloader", "desc": "Downloads a page.", "input-type": ["url"], "output-type": ["text"]}]
-    path.write_text(json.dumps({"nodes": nodes}))
-    reg = Registry()
-    reg.load_spec_file(path, source="test")
+    reg = spec_tools(tmp_path, nodes)
     values = ["example.com/article", "www.example.org", "https://a.io/x", "song.mp3", "notes", "example.com"]
     raw = tasks(*[("Text Downloader", {"url": v}) for v in values])
     assert [t["args"]["url"] for t in complete_web_addresses(raw, reg)] == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from plan_tools import spec_tools
 
 from patchbay.orchestrator.parse import parse_plan_steps, parse_plan_text
 from patchbay.orchestrator.tool_resolution import resolve_unknown_tools, text_similarity
@@ -32,11 +33,7 @@ def registry(tmp_path_factory) -> Registry:
         {"id": name, "desc": desc, "input-type": inputs, "output-type": [output]}
         for name, desc, inputs, output in TOOLS
     ]
-    path = tmp_path_factory.mktemp("tools") / "tool_desc.json"
-    path.write_text(json.dumps({"nodes": nodes}))
-    reg = Registry()
-    reg.load_spec_file(path, source="test")
-    return reg
+    return spec_tools(tmp_path_factory.mktemp("tools"), nodes)
 
 
 def words_only(query, texts):
