@@ -26,6 +26,7 @@ from .reference_repair import (
     read_self_references_as_user_text,
     repoint_mistyped_references,
 )
+from .step_repair import drop_done_conversions, fetch_web_addresses, uncross_arguments
 from .tool_resolution import resolve_unknown_tools
 from .validate import LiteralCheck, validate_plan
 
@@ -188,15 +189,18 @@ class Planner:
             try:
                 raw, steps = parse_plan_lines(reply) if lines else (parse_plan_text(reply), parse_plan_steps(reply))
                 raw = [{**task, "tool": real_names.get(task["tool"], task["tool"])} for task in raw]
+                raw = uncross_arguments(raw, self.registry)
                 raw = resolve_unknown_tools(raw, steps, tools, self.registry, allowed_links=self.allowed_links)
                 raw = point_dangling_references_at(raw, latest or {}, self.registry)
                 raw = complete_web_addresses(raw, self.registry)
                 raw = drop_needless_downloads(raw, self.registry)
+                raw = fetch_web_addresses(raw, self.registry, tools)
                 raw = read_self_references_as_user_text(raw, request, self.registry)
                 raw = repoint_mistyped_references(raw, request, self.registry, self.allowed_links)
                 raw = resolve_unknown_tools(
                     raw, steps, tools, self.registry, allowed_links=self.allowed_links, mistyped_references=True
                 )
+                raw = drop_done_conversions(raw, self.registry)
                 readable.append(raw)
                 return validate_plan(raw, self.registry, check_media_literal, allowed, self.allowed_links)
             except PlanError as exc:

@@ -23,6 +23,7 @@ __all__ = [
     "is_local_file_name",
     "point_dangling_references_at",
     "read_self_references_as_user_text",
+    "remove_tasks",
     "repoint_mistyped_references",
     "user_text",
     "value_kind",
@@ -210,24 +211,36 @@ def drop_needless_downloads(raw: list[dict[str, Any]], registry: Registry) -> li
             given = value_kind(value, by_id, known)
             if given is not None and is_media_kind(given) and (given == spec.output_kind or own_id not in consumed):
                 needless[own_id] = value
-    if not needless or len(needless) == len(raw):
+    if len(needless) == len(raw):
         return raw
+    return remove_tasks(raw, needless)
+
+
+def remove_tasks(raw: list[dict[str, Any]], removed: Mapping[int, Any]) -> list[dict[str, Any]]:
+    """The plan without the tasks in ``removed``; each whole reference to one becomes the value it stood for.
+
+    ``removed`` maps a task id to what its consumers take instead (its input,
+    for a step that was no step); chains of removed tasks are followed.
+    """
+    if not removed:
+        return raw
+    ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
     kept = []
     for own_id, task in zip(ids, raw, strict=True):
-        if own_id in needless:
+        if own_id in removed:
             continue
         if isinstance(task.get("args"), dict):
-            task["args"] = {name: _through(value, needless) for name, value in task["args"].items()}
+            task["args"] = {name: _through(value, removed) for name, value in task["args"].items()}
         kept.append({**task, "id": own_id})
     return kept
 
 
-def _through(value: Any, needless: dict[int, Any]) -> Any:
-    """A reference to a removed download, followed to what it would have downloaded (through chains of them)."""
+def _through(value: Any, removed: Mapping[int, Any]) -> Any:
+    """A reference to a removed task, followed to the value it stood for (through chains of them)."""
     seen: set[int] = set()
-    while (ref := whole_reference(value)) is not None and ref in needless and ref not in seen:
+    while (ref := whole_reference(value)) is not None and ref in removed and ref not in seen:
         seen.add(ref)
-        value = needless[ref]
+        value = removed[ref]
     return value
 
 

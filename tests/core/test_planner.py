@@ -220,15 +220,15 @@ async def test_prefill_output_asks_for_the_line_notation_and_reads_it(scripted_l
 
 
 async def test_a_line_notation_repair_names_references_as_the_model_writes_them(scripted_llm):
-    rejected = '1. shout it -> shout(text="hi")\n2. caption it -> caption(image=#1)'
+    rejected = '1. say it -> speak(text="hi")\n2. caption it -> caption(image=#1)'
     scripted_llm.reply(rejected)
-    scripted_llm.reply('1. shout it -> shout(text="hi")')
-    plan = await planner_for(scripted_llm, structured="prefill", plan_format="lines").aplan("shout hi", request_id="r")
-    assert [t.tool for t in plan.tasks] == ["shout"]
+    scripted_llm.reply('1. say it -> speak(text="hi")')
+    plan = await planner_for(scripted_llm, structured="prefill", plan_format="lines").aplan("say hi", request_id="r")
+    assert [t.tool for t in plan.tasks] == ["speak"]
     repair = scripted_llm.requests[1]["prompt"]
     assert f"<|im_start|>assistant\n{rejected}<|im_end|>" in repair
     error = repair.split("That plan cannot be used")[1]
-    assert "expects image but #1 (shout) produces text" in error and "<resource-" not in error
+    assert "expects image but #1 (speak) produces audio" in error and "<resource-" not in error
     assert "one line a step: 1. <action> -> <tool name>" in repair
 
 
@@ -320,3 +320,28 @@ def test_one_step_examples_are_shown_before_longer_ones(tmp_path):
     # first plan's shape, so the one-step question is shown before it.
     assert [example["plan"].count("\n") + 1 for example in shown] == [1, 2]
     assert shown[0]["plan"].startswith("1. count the candles on the cake -> visual_question_answering(")
+
+
+async def test_steps_wired_wrong_are_rewired_without_a_repair(scripted_llm, tmp_path):
+    nodes = [
+        {"id": "Image Downloader", "desc": "Downloads an image.", "input-type": ["url"], "output-type": ["image"]},
+        {"id": "Image Colorizer", "desc": "Colours a picture.", "input-type": ["image"], "output-type": ["image"]},
+        {"id": "Image-to-Video", "desc": "A slideshow.", "input-type": ["image", "image"], "output-type": ["video"]},
+        {"id": "Video Synchronization", "desc": "Syncs.", "input-type": ["video", "audio"], "output-type": ["video"]},
+    ]
+    tools = spec_tools(tmp_path, nodes)
+    client = ChatClient(scripted_llm.base_url, "test", "scripted-model", structured="prefill", max_retries=0)
+    scripted_llm.reply(
+        '1. colour the old photo -> Image Colorizer(image="https://example.com/old.jpg")\n'
+        '2. make a slideshow -> Image-to-Video(image=#1, image_2="b.jpg")\n'
+        '3. sync the song -> Video Synchronization(video="song.wav", audio=#2)'
+    )
+    request = "Colour https://example.com/old.jpg, make a slideshow with b.jpg and sync it to song.wav"
+    plan = await Planner(client, tools, include_spec_only=True).aplan(request, request_id="r")
+    assert [(t.tool, t.args) for t in plan.tasks] == [
+        ("Image Downloader", {"url": "https://example.com/old.jpg"}),
+        ("Image Colorizer", {"image": "<resource-4>"}),
+        ("Image-to-Video", {"image": "<resource-1>", "image_2": "b.jpg"}),
+        ("Video Synchronization", {"video": "<resource-2>", "audio": "song.wav"}),
+    ]
+    assert len(scripted_llm.requests) == 1
