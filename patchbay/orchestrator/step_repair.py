@@ -34,7 +34,7 @@ def uncross_arguments(raw: list[dict[str, Any]], registry: Registry) -> list[dic
     kind is known (a file name, a reference to a known tool) are considered,
     and only a swap that makes both fit.
     """
-    ids, by_id, known = _index(raw, registry)
+    _, by_id, known = _index(raw, registry)
     for task in raw:
         spec = known.get(task.get("tool")) if isinstance(task.get("tool"), str) else None
         args = task.get("args")
