@@ -21,6 +21,7 @@ __all__ = [
     "complete_web_addresses",
     "drop_needless_downloads",
     "is_local_file_name",
+    "known_specs",
     "point_dangling_references_at",
     "read_self_references_as_user_text",
     "remove_tasks",
@@ -194,7 +195,7 @@ def drop_needless_downloads(raw: list[dict[str, Any]], registry: Registry) -> li
     """
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
     by_id = dict(zip(ids, raw, strict=True))
-    known = _known_specs(raw, registry)
+    known = known_specs(raw, registry)
     consumed = {ref for task in raw if isinstance(task.get("args"), dict) for ref in references_in(task["args"])}
     needless: dict[int, Any] = {}
     for own_id, task in zip(ids, raw, strict=True):
@@ -272,7 +273,7 @@ def bypass_dropped_tasks(
         for own_id, t in zip(ids, raw, strict=True)
         if own_id not in dropped
     ]
-    known = _known_specs(raw, registry)
+    known = known_specs(raw, registry)
     notes: list[str] = []
     for task in kept:
         spec = known.get(task["tool"]) if isinstance(task.get("tool"), str) else None
@@ -314,7 +315,8 @@ def _only_input_of_kind(
     return found[0] if len(found) == 1 else None
 
 
-def _known_specs(raw: list[dict[str, Any]], registry: Registry) -> dict[str, ToolSpec]:
+def known_specs(raw: list[dict[str, Any]], registry: Registry) -> dict[str, ToolSpec]:
+    """The specs of the plan's tools the registry knows, by name."""
     return {t["tool"]: registry.get(t["tool"]) for t in raw if isinstance(t.get("tool"), str) and t["tool"] in registry}
 
 

@@ -18,7 +18,7 @@ from ..sniff import claimed_mime, kind_of_mime
 from ..tools import Registry, ToolSpec, kinds_compatible
 from ..tools._spec import is_media_kind
 from .plan import reference, whole_reference
-from .reference_repair import remove_tasks, value_kind
+from .reference_repair import known_specs, remove_tasks, value_kind
 
 __all__ = ["drop_done_conversions", "fetch_web_addresses", "uncross_arguments"]
 
@@ -89,6 +89,7 @@ def fetch_web_addresses(
         return raw
     ids, _, known = _index(raw, registry)
     next_id = max((i for i in ids if isinstance(i, int)), default=0) + 1
+    downloader_names = {tool.name for tool in downloaders.values()}
     fetched: dict[tuple[str, str], int] = {}
     result: list[dict[str, Any]] = []
     for own_id, task in zip(ids, raw, strict=True):
@@ -97,7 +98,7 @@ def fetch_web_addresses(
         if spec is None or not isinstance(args, dict) or spec.output_kind == "url":
             result.append({**task, "id": own_id})
             continue
-        if spec.name in {tool.name for tool in downloaders.values()}:
+        if spec.name in downloader_names:
             fetched.update({(str(v).strip(), spec.output_kind): own_id for v in args.values() if isinstance(v, str)})
         for name, value in args.items():
             param = spec.param(name)
@@ -151,7 +152,7 @@ def drop_done_conversions(raw: list[dict[str, Any]], registry: Registry) -> list
             continue
         ((name, value),) = args.items()
         param, ref = spec.param(name), whole_reference(value)
-        if param is None or ref is None or ref == own_id or ref not in by_id:
+        if param is None or ref is None or ref == own_id:
             continue
         given = value_kind(value, by_id, known)
         if given is not None and given == spec.output_kind and not kinds_compatible(given, param.kind):
@@ -164,6 +165,5 @@ def _index(
 ) -> tuple[list[int], dict[int, dict[str, Any]], dict[str, ToolSpec]]:
     """Each task's id (its position when it has none), the tasks by id, and the known tools' specs."""
     ids = [task["id"] if task.get("id") is not None else position for position, task in enumerate(raw, start=1)]
-    names = {t["tool"] for t in raw if isinstance(t.get("tool"), str)}
-    known = {name: registry.get(name) for name in names if name in registry}
+    known = known_specs(raw, registry)
     return ids, dict(zip(ids, raw, strict=True)), known

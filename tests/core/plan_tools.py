@@ -114,3 +114,13 @@ def spec_tools(folder: Path, nodes: list[dict[str, Any]]) -> Registry:
     path = folder / "tool_desc.json"
     path.write_text(json.dumps({"nodes": nodes}))
     return spec_registry(path)
+
+
+def typed_tools(folder: Path, tools: list[tuple[str, list[str], str]]) -> Registry:
+    """Spec-only tools from ``(name, input kinds, output kind)``, each described by its name."""
+    return spec_tools(folder, [{"id": n, "desc": f"{n}.", "input-type": i, "output-type": [o]} for n, i, o in tools])
+
+
+def raw_tasks(*calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A raw plan (as the planner parses one) from ``(tool, args)`` pairs, numbered from 1."""
+    return [{"id": i, "tool": tool, "args": dict(args)} for i, (tool, args) in enumerate(calls, 1)]

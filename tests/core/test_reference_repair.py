@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from plan_tools import spec_tools
+from plan_tools import raw_tasks as tasks
+from plan_tools import spec_tools, typed_tools
 
 from patchbay.orchestrator.reference_repair import user_text
 
@@ -42,13 +43,7 @@ TOOLS = [
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-
-    nodes = [{"id": n, "desc": f"{n}.", "input-type": i, "output-type": [o]} for n, i, o in TOOLS]
-    return spec_tools(tmp_path_factory.mktemp("tools"), nodes)
-
-
-def tasks(*calls):
-    return [{"id": i, "tool": tool, "args": dict(args)} for i, (tool, args) in enumerate(calls, 1)]
+    return typed_tools(tmp_path_factory.mktemp("tools"), TOOLS)
 
 
 def test_a_reference_to_the_wrong_kind_or_to_itself_points_at_the_nearest_earlier_maker(registry):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from plan_tools import spec_tools
+from plan_tools import raw_tasks as tasks
+from plan_tools import typed_tools
 
 from patchbay.orchestrator.step_repair import drop_done_conversions, fetch_web_addresses, uncross_arguments
 from patchbay.orchestrator.validate import validate_plan
@@ -25,12 +26,7 @@ TOOLS = [
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    nodes = [{"id": n, "desc": f"{n}.", "input-type": i, "output-type": [o]} for n, i, o in TOOLS]
-    return spec_tools(tmp_path_factory.mktemp("tools"), nodes)
-
-
-def tasks(*calls):
-    return [{"id": i, "tool": tool, "args": dict(args)} for i, (tool, args) in enumerate(calls, 1)]
+    return typed_tools(tmp_path_factory.mktemp("tools"), TOOLS)
 
 
 # --- crossed arguments -----------------------------------------------------------------
